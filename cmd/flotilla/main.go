@@ -1,0 +1,69 @@
+// Command flotilla runs flotilla's systems: the Raft simulator today, and
+// the replicated services built on the same consensus core.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// usageError marks errors caused by bad command-line input (exit status 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func main() {
+	root := newRootCmd()
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "flotilla:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(1)
+	}
+}
+
+// exitError carries a specific exit status for a failure already reported.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "flotilla",
+		Short: "Fault-tolerant distributed systems on a from-scratch Raft core",
+		Long: `flotilla holds the classic fault-tolerant distributed systems as runnable
+software, all standing on one consensus core written from scratch.
+
+Today it ships the pure Raft core (package raft) and a deterministic
+simulator that tries to break it under message loss, duplication,
+reordering, partitions and crashes.`,
+		Example: `  flotilla sim raft --seeds 1000
+  flotilla version`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newVersionCmd(), newSimCmd())
+	return root
+}
+
+// noArgs rejects positional arguments with a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("%s takes no arguments, got %q (see --help)", cmd.CommandPath(), args)}
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Rand is the source of randomness the core draws election timeouts from.
+// *math/rand/v2.Rand satisfies it; seed it to make a run reproducible.
+type Rand interface {
+	Uint64() uint64
+}
+
+// Logger receives the core's log lines as a message and key/value pairs.
+// *log/slog.Logger satisfies it.
+type Logger interface {
+	Debug(msg string, args ...any)
+	Info(msg string, args ...any)
+	Warn(msg string, args ...any)
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Debug(string, ...any) {}
+func (discardLogger) Info(string, ...any)  {}
+func (discardLogger) Warn(string, ...any)  {}
+
+// PersistedState is what a restarting node recovered from stable storage:
+// everything earlier Readies asked the host to make durable.
+type PersistedState struct {
+	HardState HardState
+	// Snapshot is the newest snapshot the host stored, or nil.
+	Snapshot *Snapshot
+	// Entries are the stored log entries after the snapshot, contiguous.
+	Entries []Entry
+}
+
+// Config configures a Node. The zero value of every optional field picks the
+// documented default.
+type Config struct {
+	// ID identifies this node; it must be non-zero and unique in the cluster.
+	ID uint64
+	// Peers lists every voter, including ID, for a node that starts a new
+	// cluster. A restarted node takes its membership from its snapshot if it
+	// has one, and from Peers otherwise.
+	Peers []uint64
+	// ElectionTicks is the election timeout in ticks: a follower that hears
+	// nothing from a leader for a random time in [ElectionTicks,
+	// 2*ElectionTicks) ticks starts an election. Default 10. It should be
+	// at least 5 times HeartbeatTicks, so that a few lost heartbeats do not
+	// cause an election.
+	ElectionTicks int
+	// HeartbeatTicks is how often, in ticks, a leader sends heartbeats.
+	// Default 1. Must be less than ElectionTicks.
+	HeartbeatTicks int
+	// Rand draws election timeouts. Required: inject a seeded source.
+	Rand Rand
+	// PreVote makes a node first ask whether it could win before it bumps
+	// its term (dissertation §9.6), so a partitioned node that rejoins does
+	// not disrupt a working leader.
+	PreVote bool
+	// CheckQuorum makes a leader step down when it has not heard from a
+	// quorum within an election timeout, and makes followers that hear from a
+	// leader ignore vote requests until an election timeout passes (§4.2.3).
+	CheckQuorum bool
+	// MaxMsgBytes bounds the payload of entries in one MsgApp. A message
+	// always carries at least one entry if any is due. Default 1 MiB.
+	MaxMsgBytes uint64
+	// MaxInflightMsgs bounds the MsgApps in flight to one follower in
+	// replicate state. Default 256.
+	MaxInflightMsgs int
+	// MaxInflightBytes bounds the entry payload bytes in flight to one
+	// follower. Default 0: no byte bound beyond MaxInflightMsgs*MaxMsgBytes.
+	MaxInflightBytes uint64
+	// MaxApplyBytes bounds the committed entries one Ready hands out.
+	// Default 64 MiB.
+	MaxApplyBytes uint64
+	// Restore is the state of a restarting node; nil for a new node.
+	Restore *PersistedState
+	// Applied is the last index the host's state machine already holds
+	// (for example from a snapshot it restored itself). Default: the
+	// restored snapshot's index. Entries after it are handed out again.
+	Applied uint64
+	// Logger receives the core's log lines. Default: discard.
+	Logger Logger
+
+	// unsafe switches on deliberately broken rules; set only by tests that
+	// prove the simulator catches them (see export_test.go).
+	unsafe unsafeRules
+}
+
+// unsafeRules are bugs that can be switched on to check that the simulator's
+// invariant checks fail when the protocol is wrong.
+type unsafeRules struct {
+	// commitPreviousTerm commits entries of earlier terms by counting
+	// replicas, the mistake of Raft §5.4.2 (Figure 8).
+	commitPreviousTerm bool
+	// voteWithoutLogCheck grants votes without the up-to-date check of §5.4.1.
+	voteWithoutLogCheck bool
+}
+
+// ErrInvalidConfig is wrapped by every error Config.validate returns.
+var ErrInvalidConfig = errors.New("raft: invalid config")
+
+func (c *Config) withDefaults() (Config, error) {
+	d := *c
+	if d.ID == None {
+		return d, fmt.Errorf("%w: ID must be non-zero", ErrInvalidConfig)
+	}
+	if d.Rand == nil {
+		return d, fmt.Errorf("%w: Rand is required (inject a seeded source)", ErrInvalidConfig)
+	}
+	if d.ElectionTicks == 0 {
+		d.ElectionTicks = 10
+	}
+	if d.HeartbeatTicks == 0 {
+		d.HeartbeatTicks = 1
+	}
+	if d.HeartbeatTicks < 0 || d.ElectionTicks <= d.HeartbeatTicks {
+		return d, fmt.Errorf("%w: ElectionTicks (%d) must exceed HeartbeatTicks (%d), both positive",
+			ErrInvalidConfig, d.ElectionTicks, d.HeartbeatTicks)
+	}
+	if d.MaxMsgBytes == 0 {
+		d.MaxMsgBytes = 1 << 20
+	}
+	if d.MaxInflightMsgs == 0 {
+		d.MaxInflightMsgs = 256
+	}
+	if d.MaxInflightMsgs < 0 {
+		return d, fmt.Errorf("%w: MaxInflightMsgs (%d) must be positive", ErrInvalidConfig, d.MaxInflightMsgs)
+	}
+	if d.MaxApplyBytes == 0 {
+		d.MaxApplyBytes = 64 << 20
+	}
+	if d.Logger == nil {
+		d.Logger = discardLogger{}
+	}
+	voters := d.Peers
+	if rs := d.Restore; rs != nil && !rs.Snapshot.IsEmpty() {
+		voters = rs.Snapshot.Meta.ConfState.Voters
+	}
+	if len(voters) == 0 {
+		return d, fmt.Errorf("%w: no voters (set Peers)", ErrInvalidConfig)
+	}
+	if !slices.Contains(voters, d.ID) {
+		return d, fmt.Errorf("%w: node %d is not among the voters %v", ErrInvalidConfig, d.ID, voters)
+	}
+	for _, v := range voters {
+		if v == None {
+			return d, fmt.Errorf("%w: voter ID 0 is reserved", ErrInvalidConfig)
+		}
+	}
+	return d, nil
+}

@@ -1,0 +1,187 @@
+package raft
+
+import "fmt"
+
+// Ready is a batch of work for the host. Handle it in this order, then call
+// Advance:
+//
+//  1. Persist. If Snapshot is set, store it and discard every stored entry.
+//     Then store Entries: an entry at an index already stored replaces it and
+//     everything after it. Then store HardState if it is not empty. If
+//     MustSync is set, sync before going on. (Raft Figure 2: currentTerm,
+//     votedFor and log[] must be on stable storage before answering RPCs.)
+//  2. Send Messages. Only now: a vote or an append acknowledgement in them
+//     promises that the state of step 1 is durable.
+//  3. Apply. Install Snapshot into the state machine if set, then apply
+//     CommittedEntries in order. Entries with empty Data are no-ops.
+//  4. Call Advance(rd) with this Ready.
+//
+// A Ready's slices are shared with the Node and must not be modified.
+type Ready struct {
+	// SoftState is set when the leader or this node's role changed.
+	SoftState *SoftState
+	// HardState is set (non-empty) when term, vote or commit changed.
+	HardState HardState
+	// Snapshot is a snapshot received from the leader, to store and install.
+	Snapshot *Snapshot
+	// Entries are to be appended to stable storage before Messages are sent.
+	Entries []Entry
+	// CommittedEntries are committed and to be applied, in index order.
+	CommittedEntries []Entry
+	// Messages are to be sent to peers once step 1 is done. Sending may fail
+	// or reorder; Raft tolerates that.
+	Messages []Message
+	// MustSync says step 1 must end with a sync (fsync). It is false when
+	// only the commit index changed: losing that in a crash is harmless.
+	MustSync bool
+}
+
+// HasReady reports whether Ready would return any work.
+func (n *Node) HasReady() bool {
+	if n.outstanding != nil {
+		return false
+	}
+	return n.softState() != n.prevSoft ||
+		n.hardState() != n.prevHard ||
+		n.log.pendingSnapshot != nil ||
+		len(n.log.unstable()) > 0 ||
+		len(n.msgs) > 0 ||
+		n.log.hasNextCommitted()
+}
+
+// Ready returns the work that is due. The host must call Advance with it
+// before it calls Ready again; it may call Tick, Step and Propose in between.
+func (n *Node) Ready() Ready {
+	if n.outstanding != nil {
+		panic("raft: Ready called again before Advance")
+	}
+	var rd Ready
+	if ss := n.softState(); ss != n.prevSoft {
+		rd.SoftState = &ss
+		n.prevSoft = ss
+	}
+	hs := n.hardState()
+	if hs != n.prevHard {
+		rd.HardState = hs
+		rd.MustSync = hs.Term != n.prevHard.Term || hs.Vote != n.prevHard.Vote
+		n.prevHard = hs
+	}
+	if s := n.log.pendingSnapshot; s != nil {
+		rd.Snapshot = s
+		rd.MustSync = true
+		n.log.pendingSnapshot = nil
+		n.log.applying = s.Meta.Index
+	}
+	if u := n.log.unstable(); len(u) > 0 {
+		rd.Entries = u[:len(u):len(u)]
+		rd.MustSync = true
+	}
+	if ents := n.log.nextCommitted(n.cfg.MaxApplyBytes); len(ents) > 0 {
+		rd.CommittedEntries = ents
+		n.log.applying = ents[len(ents)-1].Index
+	}
+	rd.Messages, n.msgs = n.msgs, nil
+	n.outstanding = &rd
+	return rd
+}
+
+// Advance tells the node that the host has done everything rd asked for.
+func (n *Node) Advance(rd Ready) {
+	if n.outstanding == nil {
+		panic("raft: Advance without an outstanding Ready")
+	}
+	n.outstanding = nil
+	if s := rd.Snapshot; s != nil {
+		n.log.applied = max(n.log.applied, s.Meta.Index)
+	}
+	// Entries replaced since the Ready was handed out were persisted but
+	// are gone; the ones before them, still in the log, are now durable.
+	for k := len(rd.Entries) - 1; k >= 0; k-- {
+		if e := rd.Entries[k]; n.log.matchTerm(e.Index, e.Term) {
+			n.log.stableTo(e.Index, e.Term)
+			break
+		}
+	}
+	if k := len(rd.CommittedEntries); k > 0 {
+		n.log.applied = max(n.log.applied, rd.CommittedEntries[k-1].Index)
+	}
+	if n.role == RoleLeader {
+		// The leader counts itself toward a quorum only for entries it has
+		// made durable.
+		if n.prs[n.id].maybeUpdate(n.log.stable) && n.maybeCommit() {
+			n.bcastAppend()
+		}
+	}
+}
+
+// Compact tells the node that the host's state machine image data holds
+// every entry up to index, which must be applied already. The log before
+// index is dropped; followers that need it get the snapshot instead. It
+// returns the snapshot with its metadata filled in: the host stores it
+// durably, then may delete its stored entries up to index.
+func (n *Node) Compact(index uint64, data []byte) (Snapshot, error) {
+	t, err := n.log.term(index)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("raft: compact to %d: %w", index, err)
+	}
+	s := &Snapshot{
+		Meta: SnapshotMeta{Index: index, Term: t, ConfState: ConfState{Voters: n.voters[0].IDs()}},
+		Data: data,
+	}
+	if err := n.log.compact(s); err != nil {
+		return Snapshot{}, err
+	}
+	return *s, nil
+}
+
+// ProgressStatus is the leader's view of one member.
+type ProgressStatus struct {
+	ID           uint64
+	Match, Next  uint64
+	State        ProgressState
+	RecentActive bool
+	// Inflight is the number of MsgApps sent and not yet acknowledged.
+	Inflight int
+}
+
+// Status is a snapshot of a node's state for dashboards and tests.
+type Status struct {
+	ID     uint64
+	Role   Role
+	Term   uint64
+	Vote   uint64
+	Lead   uint64
+	Commit uint64
+	// Applied is the last index the host acknowledged as applied.
+	Applied uint64
+	// FirstIndex and LastIndex bound the entries held in memory; the ones
+	// before FirstIndex are in the snapshot at SnapshotIndex.
+	FirstIndex, LastIndex, SnapshotIndex uint64
+	Voters                               []uint64
+	// Progress lists every member in ID order; only a leader fills it.
+	Progress []ProgressStatus
+}
+
+// Status returns the node's current state.
+func (n *Node) Status() Status {
+	s := Status{
+		ID: n.id, Role: n.role, Term: n.term, Vote: n.vote, Lead: n.lead,
+		Commit: n.log.committed, Applied: n.log.applied,
+		FirstIndex: n.log.firstIndex(), LastIndex: n.log.lastIndex(), SnapshotIndex: n.log.snap.Index,
+		Voters: n.voters.IDs(),
+	}
+	if n.role == RoleLeader {
+		for _, id := range n.ids {
+			pr := n.prs[id]
+			s.Progress = append(s.Progress, ProgressStatus{
+				ID: id, Match: pr.Match, Next: pr.Next, State: pr.State,
+				RecentActive: pr.RecentActive, Inflight: pr.Inflights.count,
+			})
+		}
+	}
+	return s
+}
+
+// Term returns the term of the entry at index i, or ErrCompacted if it is
+// before the snapshot point, or an error if it is beyond the log.
+func (n *Node) Term(i uint64) (uint64, error) { return n.log.term(i) }

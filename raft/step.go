@@ -1,0 +1,243 @@
+package raft
+
+import (
+	"fmt"
+
+	"github.com/flotilla-dev/flotilla/raft/quorum"
+)
+
+func (n *Node) reset(term uint64) {
+	if n.term != term {
+		n.term = term
+		n.vote = None
+	}
+	n.lead = None
+	n.electionElapsed = 0
+	n.heartbeatElapsed = 0
+	n.resetRandomizedTimeout()
+	n.votes = make(map[uint64]bool, len(n.ids))
+	for _, id := range n.ids {
+		pr := n.prs[id]
+		pr.Match, pr.Next = 0, n.log.lastIndex()+1
+		pr.resetState(StateProbe)
+		pr.RecentActive = id == n.id
+	}
+}
+
+// resetRandomizedTimeout draws the next election timeout from
+// [ElectionTicks, 2*ElectionTicks) (Raft §5.2).
+func (n *Node) resetRandomizedTimeout() {
+	n.randomizedTimeout = n.cfg.ElectionTicks + int(n.cfg.Rand.Uint64()%uint64(n.cfg.ElectionTicks))
+}
+
+func (n *Node) becomeFollower(term, lead uint64) {
+	n.step = stepFollower
+	n.reset(term)
+	n.lead = lead
+	n.role = RoleFollower
+}
+
+func (n *Node) becomePreCandidate() {
+	if n.role == RoleLeader {
+		panic(fmt.Sprintf("raft: node %d: leader cannot become pre-candidate", n.id))
+	}
+	// Neither the term nor the vote changes (dissertation §9.6).
+	n.step = stepCandidate
+	n.votes = make(map[uint64]bool, len(n.ids))
+	n.lead = None
+	n.role = RolePreCandidate
+}
+
+func (n *Node) becomeCandidate() {
+	if n.role == RoleLeader {
+		panic(fmt.Sprintf("raft: node %d: leader cannot become candidate", n.id))
+	}
+	n.step = stepCandidate
+	n.reset(n.term + 1)
+	n.vote = n.id
+	n.role = RoleCandidate
+	n.cfg.Logger.Debug("raft: campaigning", "id", n.id, "term", n.term)
+}
+
+func (n *Node) becomeLeader() {
+	if n.role == RoleFollower {
+		panic(fmt.Sprintf("raft: node %d: follower cannot become leader without an election", n.id))
+	}
+	n.step = stepLeader
+	n.reset(n.term)
+	n.lead = n.id
+	n.role = RoleLeader
+	self := n.prs[n.id]
+	self.Match = n.log.stable
+	self.becomeReplicate()
+	// A no-op entry of the new term lets the leader commit, and so learn the
+	// commit index of, everything before it (Raft §5.4.2, §8).
+	n.log.appendLocal(Entry{Term: n.term, Index: n.log.lastIndex() + 1, Type: EntryNormal})
+	n.cfg.Logger.Info("raft: became leader", "id", n.id, "term", n.term, "last", n.log.lastIndex())
+	n.bcastAppend()
+}
+
+// Step hands the node a message received from a peer. Messages for another
+// node or of an unknown type are rejected with an ErrInvalidMessage error;
+// messages of an old term are answered or dropped as the protocol says.
+func (n *Node) Step(m Message) error {
+	if err := n.validate(m); err != nil {
+		return err
+	}
+	switch {
+	case m.Term > n.term:
+		if (m.Type == MsgVote || m.Type == MsgPreVote) && n.inLease() {
+			// A leader is known and was heard from within the election
+			// timeout: ignore disruptive candidates (dissertation §4.2.3).
+			return nil
+		}
+		switch {
+		case m.Type == MsgPreVote:
+			// A pre-vote never changes the receiver's term.
+		case m.Type == MsgPreVoteResp && !m.Reject:
+			// A grant for the term this pre-candidate hopes to run in.
+		case m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap:
+			n.becomeFollower(m.Term, m.From)
+		default:
+			n.becomeFollower(m.Term, None)
+		}
+	case m.Term < n.term:
+		n.stepStale(m)
+		return nil
+	}
+	switch m.Type {
+	case MsgVote, MsgPreVote:
+		n.handleVote(m)
+		return nil
+	}
+	return n.step(n, m)
+}
+
+func (n *Node) validate(m Message) error {
+	switch {
+	case m.To != n.id:
+		return fmt.Errorf("%w: message for node %d delivered to node %d", ErrInvalidMessage, m.To, n.id)
+	case m.From == None || m.From == n.id:
+		return fmt.Errorf("%w: message from node %d to itself or from no node", ErrInvalidMessage, m.From)
+	case m.Type < MsgVote || m.Type > MsgSnap:
+		return fmt.Errorf("%w: unknown type %d", ErrInvalidMessage, m.Type)
+	case m.Term == 0:
+		return fmt.Errorf("%w: %s without a term", ErrInvalidMessage, m.Type)
+	case m.Type == MsgSnap && m.Snapshot.IsEmpty():
+		return fmt.Errorf("%w: MsgSnap without a snapshot", ErrInvalidMessage)
+	}
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		if e.Index != m.Index+1+uint64(i) || e.Term > m.Term || (i > 0 && e.Term < m.Entries[i-1].Term) {
+			return fmt.Errorf("%w: entry %d/%d out of place in %s", ErrInvalidMessage, e.Term, e.Index, m)
+		}
+	}
+	return nil
+}
+
+// inLease reports whether this node heard from a leader within the last
+// election timeout, with check-quorum on.
+func (n *Node) inLease() bool {
+	return n.cfg.CheckQuorum && n.lead != None && n.electionElapsed < n.cfg.ElectionTicks
+}
+
+// stepStale handles a message from an older term.
+func (n *Node) stepStale(m Message) {
+	switch {
+	case (n.cfg.CheckQuorum || n.cfg.PreVote) && (m.Type == MsgApp || m.Type == MsgHeartbeat):
+		// The sender thinks it leads an old term. With pre-vote or
+		// check-quorum this node may have moved on without the sender
+		// hearing of it; tell it the current term so it steps down.
+		n.send(Message{Type: MsgAppResp, To: m.From})
+	case m.Type == MsgPreVote:
+		n.send(Message{Type: MsgPreVoteResp, To: m.From, Term: n.term, Reject: true})
+	}
+}
+
+// handleVote answers MsgVote and MsgPreVote (Raft §5.2, §5.4.1; §9.6).
+func (n *Node) handleVote(m Message) {
+	resp := MsgVoteResp
+	if m.Type == MsgPreVote {
+		resp = MsgPreVoteResp
+	}
+	canVote := n.vote == m.From ||
+		(n.vote == None && n.lead == None) ||
+		(m.Type == MsgPreVote && m.Term > n.term)
+	upToDate := n.log.isUpToDate(m.Index, m.LogTerm) || n.cfg.unsafe.voteWithoutLogCheck
+	if !canVote || !upToDate {
+		n.send(Message{Type: resp, To: m.From, Term: n.term, Reject: true})
+		return
+	}
+	// A grant carries the term asked for, so a pre-candidate can tell it
+	// apart from a stale answer.
+	n.send(Message{Type: resp, To: m.From, Term: m.Term})
+	if m.Type == MsgVote {
+		n.electionElapsed = 0
+		n.vote = m.From
+	}
+}
+
+func stepFollower(n *Node, m Message) error {
+	switch m.Type {
+	case MsgApp, MsgHeartbeat, MsgSnap:
+		n.electionElapsed = 0
+		n.lead = m.From
+		n.handleLeaderMessage(m)
+	}
+	return nil
+}
+
+func stepCandidate(n *Node, m Message) error {
+	want := MsgVoteResp
+	if n.role == RolePreCandidate {
+		want = MsgPreVoteResp
+	}
+	switch m.Type {
+	case MsgApp, MsgHeartbeat, MsgSnap:
+		// A leader of this term exists (Raft §5.2).
+		n.becomeFollower(m.Term, m.From)
+		n.handleLeaderMessage(m)
+	case want:
+		switch n.poll(m.From, !m.Reject) {
+		case quorum.VoteWon:
+			n.winElection(n.role == RolePreCandidate)
+		case quorum.VoteLost:
+			n.becomeFollower(n.term, None)
+		}
+	}
+	return nil
+}
+
+func (n *Node) handleLeaderMessage(m Message) {
+	switch m.Type {
+	case MsgApp:
+		n.handleAppend(m)
+	case MsgHeartbeat:
+		n.log.commitTo(m.Commit)
+		n.send(Message{Type: MsgHeartbeatResp, To: m.From})
+	case MsgSnap:
+		n.handleSnapshot(m)
+	}
+}
+
+func stepLeader(n *Node, m Message) error {
+	pr := n.prs[m.From]
+	if pr == nil {
+		return nil
+	}
+	pr.RecentActive = true
+	switch m.Type {
+	case MsgAppResp:
+		n.handleAppendResp(m, pr)
+	case MsgHeartbeatResp:
+		pr.ProbeSent = false
+		if pr.State == StateReplicate && pr.Inflights.full() {
+			// A full window whose answers were lost would stall forever.
+			pr.Inflights.freeFirst()
+		}
+		if pr.Match < n.log.lastIndex() {
+			n.maybeSendAppend(m.From, true)
+		}
+	}
+	return nil
+}
