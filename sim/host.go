@@ -19,8 +19,8 @@ type host struct {
 
 	up   bool
 	core *raft.Node
-	// crashInReady makes the node crash inside its next Ready, after its
-	// writes and before it sends or applies anything.
+	// crashInReady makes the node crash inside its next Ready that writes
+	// entries, after the writes and before it sends or applies anything.
 	crashInReady bool
 	tickEvery    int64
 
@@ -173,7 +173,7 @@ func (h *host) handleReady() {
 		rd := h.core.Ready()
 		h.observe(rd)
 		h.persist(rd)
-		if h.crashInReady {
+		if h.crashInReady && len(rd.Entries) > 0 {
 			h.crash()
 			return
 		}

@@ -127,7 +127,7 @@ func chooseParams(rng *rand.Rand, nodes int) params {
 		preVote:       rng.IntN(2) == 0,
 		checkQuorum:   rng.IntN(2) == 0,
 		electionTicks: 10,
-		maxMsgBytes:   []uint64{64, 512, 1 << 20}[rng.IntN(3)],
+		maxMsgBytes:   []uint64{1, 64, 512, 1 << 20}[rng.IntN(4)],
 		maxInflight:   []int{1, 4, 256}[rng.IntN(3)],
 		snapEvery:     uint64(5 + rng.IntN(60)),
 		dropRate:      []float64{0, 0.02, 0.1, 0.2}[rng.IntN(4)],
@@ -135,7 +135,7 @@ func chooseParams(rng *rand.Rand, nodes int) params {
 		latency:       int64(500 + rng.IntN(4000)),
 		tickEvery:     10_000,
 		proposeEvery:  int64(2_000 + rng.IntN(20_000)),
-		nemesisEvery:  int64(50_000 + rng.IntN(200_000)),
+		nemesisEvery:  int64(20_000 + rng.IntN(200_000)),
 	}
 }
 

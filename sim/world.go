@@ -309,16 +309,24 @@ func (w *world) oneWay() {
 }
 
 func (w *world) crashOne() {
-	for _, id := range w.shuffledIDs() {
+	ids := w.shuffledIDs()
+	if w.rng.IntN(2) == 0 {
+		// Leaders are the interesting ones to kill: it leaves entries of
+		// their term on some nodes and not others (Raft Figure 8).
+		slices.SortStableFunc(ids, func(a, b uint64) int {
+			return boolInt(w.nodes[b-1].role == raft.RoleLeader) - boolInt(w.nodes[a-1].role == raft.RoleLeader)
+		})
+	}
+	for _, id := range ids {
 		h := w.nodes[id-1]
 		if !h.up {
 			continue
 		}
 		w.res.Crashes++
-		if w.rng.IntN(3) == 0 {
-			// Crash inside the next Ready: after its writes, before its sends.
+		if w.rng.IntN(2) == 0 {
+			// Crash inside a Ready: after its writes, before its sends.
 			h.crashInReady = true
-			w.trace.add(w.now(), "nemesis: n%d will crash in its next Ready", id)
+			w.trace.add(w.now(), "nemesis: n%d will crash in its next Ready with entries", id)
 			return
 		}
 		h.crash()
