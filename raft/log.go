@@ -97,6 +97,14 @@ func (l *raftLog) truncateAndAppend(ents []Entry) {
 	case first <= l.snap.Index || first > l.lastIndex()+1:
 		panic(fmt.Sprintf("raft: appending at %d to a log of [%d, %d]", first, l.firstIndex(), l.lastIndex()))
 	}
+	if first == l.lastIndex()+1 {
+		// A plain append writes past the length of every slice handed out
+		// in a Ready or a message, so it may share their backing array.
+		l.ents = append(l.ents, ents...)
+		return
+	}
+	// Truncation must not overwrite entries that an outstanding Ready or
+	// an unsent message still refers to: copy into a fresh array.
 	keep := first - l.snap.Index - 1
 	l.ents = append(l.ents[:keep:keep], ents...)
 	l.stable = min(l.stable, first-1)

@@ -57,7 +57,20 @@ reordering, partitions and crashes.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCmd(), newSimCmd())
+	asGroup(root)
 	return root
+}
+
+// asGroup makes a command that only holds subcommands print its help when
+// run bare and reject unknown subcommands with a usage error.
+func asGroup(cmd *cobra.Command) {
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("unknown command %q for %q (see %s --help)", args[0], c.CommandPath(), c.CommandPath())}
+		}
+		return nil
+	}
+	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 }
 
 // noArgs rejects positional arguments with a usage error.

@@ -13,11 +13,12 @@ import (
 
 func newSimCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "sim",
-		Short: "Run deterministic simulations that try to break the consensus cores",
-		Args:  noArgs,
+		Use:     "sim",
+		Short:   "Run deterministic simulations that try to break the consensus cores",
+		Example: "  flotilla sim raft --seeds 1000",
 	}
 	cmd.AddCommand(newSimRaftCmd())
+	asGroup(cmd)
 	return cmd
 }
 
