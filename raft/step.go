@@ -46,6 +46,9 @@ func (n *Node) becomePreCandidate() {
 	n.votes = make(map[uint64]bool, len(n.ids))
 	n.lead = None
 	n.role = RolePreCandidate
+	// A fresh timeout, so that two pre-candidates that collided do not
+	// collide again at the next timeout.
+	n.resetRandomizedTimeout()
 }
 
 func (n *Node) becomeCandidate() {
