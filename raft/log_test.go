@@ -483,15 +483,15 @@ func TestTruncateAndAppendCopies(t *testing.T) {
 	})
 }
 
-// BUG (found while benchmarking; deliberately left unfixed, this test fails
-// until it is fixed): truncateAndAppend copies the whole log on every call,
-// even when it truncates nothing, because l.ents[:keep:keep] caps the slice
-// at its own length and so forces append to reallocate. A follower pays
-// O(len(log)) per MsgApp, quadratic between compactions: 99% of the bytes
-// BenchmarkProposal3Nodes allocates. A pure append (keep == len(l.ents)) can
-// extend l.ents in place, which is safe because every slice the log hands
-// out is capped at its length; only a real truncation needs a fresh array.
-func TestBugTruncateAndAppendCopiesWholeLog(t *testing.T) {
+// TestTruncateAndAppendDoesNotCopyLog is a regression test for a bug found
+// by BenchmarkProposal3Nodes: truncateAndAppend copied the whole log on every
+// call, even when it truncated nothing, because l.ents[:keep:keep] capped the
+// slice at its own length and so forced append to reallocate. A follower paid
+// O(len(log)) per MsgApp, quadratic between compactions (99% of the bytes
+// the benchmark allocated). A pure append may extend l.ents in place, which
+// is safe because every slice the log hands out is capped at its length;
+// only a real truncation needs a fresh array (TestTruncateAndAppendCopies).
+func TestTruncateAndAppendDoesNotCopyLog(t *testing.T) {
 	const n = 2000
 	l := newTestLog(0, 0)
 	in := testEntries(1, slices.Repeat([]uint64{1}, n)...)

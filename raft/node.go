@@ -87,8 +87,8 @@ type Node struct {
 	msgs     []Message
 	prevHard HardState
 	prevSoft SoftState
-	// outstanding is the Ready handed out and not yet Advanced.
-	outstanding *Ready
+	// outstanding is set while a Ready is handed out and not yet Advanced.
+	outstanding bool
 
 	step func(*Node, Message) error
 }

@@ -38,7 +38,7 @@ type Ready struct {
 
 // HasReady reports whether Ready would return any work.
 func (n *Node) HasReady() bool {
-	if n.outstanding != nil {
+	if n.outstanding {
 		return false
 	}
 	return n.softState() != n.prevSoft ||
@@ -52,12 +52,13 @@ func (n *Node) HasReady() bool {
 // Ready returns the work that is due. The host must call Advance with it
 // before it calls Ready again; it may call Tick, Step and Propose in between.
 func (n *Node) Ready() Ready {
-	if n.outstanding != nil {
+	if n.outstanding {
 		panic("raft: Ready called again before Advance")
 	}
 	var rd Ready
 	if ss := n.softState(); ss != n.prevSoft {
-		rd.SoftState = &ss
+		changed := ss
+		rd.SoftState = &changed
 		n.prevSoft = ss
 	}
 	hs := n.hardState()
@@ -81,16 +82,16 @@ func (n *Node) Ready() Ready {
 		n.log.applying = ents[len(ents)-1].Index
 	}
 	rd.Messages, n.msgs = n.msgs, nil
-	n.outstanding = &rd
+	n.outstanding = true
 	return rd
 }
 
 // Advance tells the node that the host has done everything rd asked for.
 func (n *Node) Advance(rd Ready) {
-	if n.outstanding == nil {
+	if !n.outstanding {
 		panic("raft: Advance without an outstanding Ready")
 	}
-	n.outstanding = nil
+	n.outstanding = false
 	if s := rd.Snapshot; s != nil {
 		n.log.applied = max(n.log.applied, s.Meta.Index)
 	}

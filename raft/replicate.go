@@ -68,7 +68,9 @@ func (n *Node) handleAppendResp(m Message, pr *progress) {
 		return
 	}
 	wasPaused := pr.isPaused()
-	if !pr.maybeUpdate(m.Index) {
+	// An answer to a probe that matched exactly at Match (an empty probe)
+	// proves the match point too.
+	if !pr.maybeUpdate(m.Index) && (pr.State != StateProbe || m.Index != pr.Match) {
 		return
 	}
 	switch {
