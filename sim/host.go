@@ -19,9 +19,9 @@ type host struct {
 
 	up   bool
 	core *raft.Node
-	// crashInReady makes the node crash inside its next Ready that writes
-	// entries, after the writes and before it sends or applies anything.
-	crashInReady bool
+	// crashIn makes the node crash inside its next Ready of that kind,
+	// after the writes and before it sends or applies anything.
+	crashIn crashPoint
 	tickEvery    int64
 
 	disk disk
@@ -35,6 +35,36 @@ type host struct {
 
 	sm      stateMachine
 	pending map[uint64]proposal // proposals accepted by this incarnation, by index
+}
+
+// crashPoint names a moment inside a Ready at which a node may crash.
+type crashPoint uint8
+
+const (
+	// crashOnEntries: after writing new entries, before sending them.
+	crashOnEntries crashPoint = iota + 1
+	// crashOnCommit: after learning a new commit index, before telling
+	// anyone (a leader dies between committing and replicating on).
+	crashOnCommit
+)
+
+// matches reports whether rd is a Ready to crash in, for a node whose
+// commit index was commit before rd.
+func (c crashPoint) matches(rd raft.Ready, commit uint64) bool {
+	switch c {
+	case crashOnEntries:
+		return len(rd.Entries) > 0
+	case crashOnCommit:
+		return !rd.HardState.IsEmpty() && rd.HardState.Commit > commit
+	}
+	return false
+}
+
+func (c crashPoint) String() string {
+	if c == crashOnCommit {
+		return "after a commit advance"
+	}
+	return "after writing entries"
 }
 
 type proposal struct {
@@ -107,7 +137,7 @@ func (h *host) start(restart bool) {
 	w := h.w
 	h.inc++
 	h.up = true
-	h.crashInReady = false
+	h.crashIn = 0
 	h.cachedCommit = 0
 	h.pending = map[uint64]proposal{}
 	h.sm = stateMachine{}
@@ -172,8 +202,9 @@ func (h *host) handleReady() {
 	for h.up && h.core.HasReady() {
 		rd := h.core.Ready()
 		h.observe(rd)
+		crash := h.crashIn.matches(rd, h.commit)
 		h.persist(rd)
-		if h.crashInReady && len(rd.Entries) > 0 {
+		if crash {
 			h.crash()
 			return
 		}

@@ -135,7 +135,7 @@ func chooseParams(rng *rand.Rand, nodes int) params {
 		latency:       int64(500 + rng.IntN(4000)),
 		tickEvery:     10_000,
 		proposeEvery:  int64(2_000 + rng.IntN(20_000)),
-		nemesisEvery:  int64(20_000 + rng.IntN(200_000)),
+		nemesisEvery:  []int64{10_000, 30_000, 100_000, 200_000}[rng.IntN(4)],
 	}
 }
 

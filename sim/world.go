@@ -183,7 +183,7 @@ func (w *world) heal() {
 	w.net.healAll()
 	w.net.dropRate, w.net.dupRate = 0, 0
 	for _, h := range w.nodes {
-		h.crashInReady = false
+		h.crashIn = 0
 		if !h.up {
 			h.start(true)
 		}
@@ -236,7 +236,7 @@ func (w *world) nemesis() {
 		w.bridge()
 	case k < 8:
 		w.oneWay()
-	case k < 12:
+	case k < 10:
 		w.net.healAll()
 		w.trace.add(w.now(), "nemesis: heal partitions")
 	case k < 15:
@@ -325,8 +325,8 @@ func (w *world) crashOne() {
 		w.res.Crashes++
 		if w.rng.IntN(2) == 0 {
 			// Crash inside a Ready: after its writes, before its sends.
-			h.crashInReady = true
-			w.trace.add(w.now(), "nemesis: n%d will crash in its next Ready with entries", id)
+			h.crashIn = crashPoint(1 + w.rng.IntN(2))
+			w.trace.add(w.now(), "nemesis: n%d will crash in a Ready %v, before sending", id, h.crashIn)
 			return
 		}
 		h.crash()
