@@ -58,12 +58,21 @@ type Config struct {
 	Rand Rand
 	// PreVote makes a node first ask whether it could win before it bumps
 	// its term (dissertation §9.6), so a partitioned node that rejoins does
-	// not disrupt a working leader.
+	// not disrupt a working leader: nodes refuse pre-votes while they hear
+	// from a leader.
 	PreVote bool
 	// CheckQuorum makes a leader step down when it has not heard from a
-	// quorum within an election timeout, and makes followers that hear from a
-	// leader ignore vote requests until an election timeout passes (§4.2.3).
+	// quorum during one election-timeout period (so at most two election
+	// timeouts after its last contact with a quorum), and makes followers
+	// that hear from a leader ignore vote requests until an election
+	// timeout passes (dissertation §6.2, §4.2.3).
 	CheckQuorum bool
+	// SnapshotTimeoutTicks is how long a leader waits for the outcome of a
+	// MsgSnap before it treats the snapshot as lost and sends it again.
+	// Hosts report outcomes with ReportSnapshot as soon as they know them;
+	// this timeout only keeps a follower from stalling if a report never
+	// comes. Default 10 * ElectionTicks.
+	SnapshotTimeoutTicks int
 	// MaxMsgBytes bounds the payload of entries in one MsgApp. A message
 	// always carries at least one entry if any is due. Default 1 MiB.
 	MaxMsgBytes uint64
@@ -120,6 +129,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.HeartbeatTicks < 0 || d.ElectionTicks <= d.HeartbeatTicks {
 		return d, fmt.Errorf("%w: ElectionTicks (%d) must exceed HeartbeatTicks (%d), both positive",
 			ErrInvalidConfig, d.ElectionTicks, d.HeartbeatTicks)
+	}
+	if d.SnapshotTimeoutTicks <= 0 {
+		d.SnapshotTimeoutTicks = 10 * d.ElectionTicks
 	}
 	if d.MaxMsgBytes == 0 {
 		d.MaxMsgBytes = 1 << 20

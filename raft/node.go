@@ -206,9 +206,27 @@ func (n *Node) tickHeartbeat() {
 			return
 		}
 	}
+	n.expireSnapshots()
 	if n.heartbeatElapsed >= n.cfg.HeartbeatTicks {
 		n.heartbeatElapsed = 0
 		n.bcastHeartbeat()
+	}
+}
+
+// expireSnapshots gives up on snapshots whose outcome was never reported
+// within SnapshotTimeoutTicks; the follower is probed and, if it still needs
+// it, sent the snapshot again.
+func (n *Node) expireSnapshots() {
+	for _, id := range n.ids {
+		pr := n.prs[id]
+		if pr.State != StateSnapshot {
+			continue
+		}
+		if pr.SnapshotTicks++; pr.SnapshotTicks >= n.cfg.SnapshotTimeoutTicks {
+			n.cfg.Logger.Warn("raft: no outcome reported for a snapshot; sending it again", "id", n.id, "to", id)
+			pr.PendingSnapshot = 0
+			pr.becomeProbe()
+		}
 	}
 }
 

@@ -39,6 +39,8 @@ type progress struct {
 	ProbeSent bool
 	// PendingSnapshot is the index of the snapshot sent in StateSnapshot.
 	PendingSnapshot uint64
+	// SnapshotTicks counts the leader's ticks since the snapshot was sent.
+	SnapshotTicks int
 	// RecentActive is set by any message from the member and cleared by the
 	// leader at every election timeout for check-quorum.
 	RecentActive bool
@@ -49,6 +51,7 @@ func (p *progress) resetState(s ProgressState) {
 	p.State = s
 	p.ProbeSent = false
 	p.PendingSnapshot = 0
+	p.SnapshotTicks = 0
 	p.Inflights.reset()
 }
 

@@ -29,7 +29,9 @@ type Ready struct {
 	// CommittedEntries are committed and to be applied, in index order.
 	CommittedEntries []Entry
 	// Messages are to be sent to peers once step 1 is done. Sending may fail
-	// or reorder; Raft tolerates that.
+	// or reorder; Raft tolerates that. For a MsgSnap, the host reports the
+	// outcome with ReportSnapshot once the transfer finished or failed;
+	// without a report the leader waits SnapshotTimeoutTicks, then retries.
 	Messages []Message
 	// MustSync says step 1 must end with a sync (fsync). It is false when
 	// only the commit index changed: losing that in a crash is harmless.

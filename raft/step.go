@@ -141,7 +141,15 @@ func (n *Node) validate(m Message) error {
 // inLease reports whether this node heard from a leader within the last
 // election timeout, with check-quorum on.
 func (n *Node) inLease() bool {
-	return n.cfg.CheckQuorum && n.lead != None && n.electionElapsed < n.cfg.ElectionTicks
+	return n.cfg.CheckQuorum && n.heardFromLeader()
+}
+
+// heardFromLeader reports whether this node is, or heard from, a leader
+// within the last election timeout. Pre-votes are refused then
+// (dissertation §9.6): the cluster works, and a node that cannot hear the
+// leader should not replace it.
+func (n *Node) heardFromLeader() bool {
+	return n.lead != None && n.electionElapsed < n.cfg.ElectionTicks
 }
 
 // stepStale handles a message from an older term.
@@ -165,7 +173,7 @@ func (n *Node) handleVote(m Message) {
 	}
 	canVote := n.vote == m.From ||
 		(n.vote == None && n.lead == None) ||
-		(m.Type == MsgPreVote && m.Term > n.term)
+		(m.Type == MsgPreVote && m.Term > n.term && !n.heardFromLeader())
 	upToDate := n.log.isUpToDate(m.Index, m.LogTerm) || n.cfg.unsafe.voteWithoutLogCheck
 	if !canVote || !upToDate {
 		n.send(Message{Type: resp, To: m.From, Term: n.term, Reject: true})
