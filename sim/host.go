@@ -21,8 +21,8 @@ type host struct {
 	core *raft.Node
 	// crashIn makes the node crash inside its next Ready of that kind,
 	// after the writes and before it sends or applies anything.
-	crashIn crashPoint
-	tickEvery    int64
+	crashIn   crashPoint
+	tickEvery int64
 
 	disk disk
 	// cachedCommit is a commit index written without a sync: a crash loses it.
