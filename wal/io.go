@@ -1,0 +1,179 @@
+package wal
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// maxKeptBuf is the largest encode buffer kept between writes; a bigger one
+// (from a huge batch) is dropped so it does not pin memory.
+const maxKeptBuf = 4 << 20
+
+// appendRecords encodes records with fill and writes them to the open
+// segment in one write call, first rolling to a new segment if the open one
+// has reached SegmentBytes. If sync is set the write ends with an fsync.
+// Every I/O error is sticky (see fail).
+func (w *WAL) appendRecords(fill func(*encoder), sync bool) error {
+	if w.size >= w.opts.SegmentBytes {
+		return w.fail(w.roll(fill))
+	}
+	w.enc = encoder{buf: w.enc.buf[:0], seq: w.segs[len(w.segs)-1].seq, base: w.size}
+	fill(&w.enc)
+	err := w.write(w.enc.buf)
+	if err == nil && sync {
+		err = w.syncSegment()
+	}
+	w.releaseBuf()
+	return w.fail(err)
+}
+
+func (w *WAL) releaseBuf() {
+	if cap(w.enc.buf) > maxKeptBuf {
+		w.enc.buf = nil
+	}
+}
+
+// write writes buf, encoded by w.enc, at the end of the open segment.
+func (w *WAL) write(buf []byte) error {
+	n, err := w.f.Write(buf)
+	w.size += int64(n)
+	w.stats.Bytes += uint64(n)
+	w.stats.Writes++
+	if n > 0 {
+		w.dirty = true
+	}
+	if err == nil && n < len(buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		return fmt.Errorf("wal: writing segment %s: %w", w.segs[len(w.segs)-1].name, err)
+	}
+	w.stats.Records += uint64(w.enc.n)
+	return nil
+}
+
+// roll closes the open segment, after syncing it if it holds unsynced
+// writes (a newer segment must never be durable ahead of an older one), and
+// starts the next segment with the records fill adds.
+func (w *WAL) roll(fill func(*encoder)) error {
+	if w.dirty {
+		if err := w.syncSegment(); err != nil {
+			return err
+		}
+	}
+	f := w.f
+	w.f = nil
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("wal: closing segment: %w", err)
+	}
+	return w.newSegment(w.segs[len(w.segs)-1].seq+1, fill)
+}
+
+// newSegment creates segment seq: a meta record carrying the current hard
+// state and snapshot marker, then the records fill adds (fill may be nil).
+// It is written to a temporary file, fsynced, renamed and the directory
+// fsynced, so a segment never exists without its meta record. It becomes the
+// open segment.
+func (w *WAL) newSegment(seq uint64, fill func(*encoder)) error {
+	name := segmentName(seq, w.terms.last+1)
+	path := filepath.Join(w.dir, name)
+	tmp := path + tmpSuffix
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("wal: creating segment: %w", err)
+	}
+	var sf segFile = f
+	if w.wrapFile != nil {
+		sf = w.wrapFile(f)
+	}
+	w.enc = encoder{buf: w.enc.buf[:0], seq: seq}
+	w.enc.meta(meta{
+		clusterID: w.opts.ClusterID, nodeID: w.opts.NodeID, seq: seq,
+		hs: w.hs, snap: marker{index: w.snap.index, term: w.snap.term, crc: w.snap.crc},
+	})
+	if fill != nil {
+		fill(&w.enc)
+	}
+	n, err := sf.Write(w.enc.buf)
+	w.stats.Bytes += uint64(n)
+	w.stats.Writes++
+	if err == nil && n < len(w.enc.buf) {
+		err = io.ErrShortWrite
+	}
+	if err == nil {
+		err = w.hook("segment-written")
+	}
+	if err == nil {
+		err = w.syncFile(sf)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = w.syncDir(w.dir)
+	}
+	w.releaseBuf()
+	if err != nil {
+		sf.Close()
+		return fmt.Errorf("wal: creating segment %s: %w", name, err)
+	}
+	w.stats.Records += uint64(w.enc.n)
+	w.stats.SegmentsCreated++
+	w.f, w.size, w.dirty = sf, int64(n), false
+	w.segs = append(w.segs, segment{seq: seq, name: name})
+	return nil
+}
+
+// syncSegment fsyncs the open segment.
+func (w *WAL) syncSegment() error {
+	if err := w.syncFile(w.f); err != nil {
+		return fmt.Errorf("wal: syncing segment %s: %w", w.segs[len(w.segs)-1].name, err)
+	}
+	w.dirty = false
+	return nil
+}
+
+// syncFile fsyncs f unless NoSync is set, counting and reporting it.
+func (w *WAL) syncFile(f interface{ Sync() error }) error {
+	if w.opts.NoSync {
+		return nil
+	}
+	start := time.Now()
+	err := f.Sync()
+	w.synced(time.Since(start))
+	w.stats.Fsyncs++
+	return err
+}
+
+// syncDir fsyncs directory dir unless NoSync is set, so that files created,
+// renamed or removed in it stay so after a crash.
+func (w *WAL) syncDir(dir string) error {
+	if w.opts.NoSync {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("wal: syncing directory: %w", err)
+	}
+	start := time.Now()
+	err = d.Sync()
+	w.synced(time.Since(start))
+	w.stats.DirSyncs++
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("wal: syncing directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+func (w *WAL) synced(d time.Duration) {
+	w.stats.SyncTime += d
+	if w.opts.OnSync != nil {
+		w.opts.OnSync(d)
+	}
+}

@@ -1,0 +1,170 @@
+package wal
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+)
+
+// segment is one segment file. WAL.segs lists them oldest first; the last
+// one is open for appending.
+type segment struct {
+	// seq is the segment's sequence number: 1 for the first segment of a
+	// directory, one more for each segment after it. It is part of every
+	// record's CRC seed and repeated in the meta record.
+	seq uint64
+	// name is the file's base name, see segmentName.
+	name string
+	// maxIndex is the largest entry index ever written to the segment, 0 if
+	// it holds no entry. A segment whose maxIndex is at or before a stored
+	// snapshot holds nothing the log still needs.
+	maxIndex uint64
+}
+
+const (
+	segSuffix = ".wal"
+	tmpSuffix = ".tmp"
+	// segNameLen is the length of "%016x-%016x.wal".
+	segNameLen = 16 + 1 + 16 + len(segSuffix)
+)
+
+// segmentName names segment seq whose first entry would be index first
+// (the index is informational: recovery trusts only the records).
+func segmentName(seq, first uint64) string {
+	return fmt.Sprintf("%016x-%016x%s", seq, first, segSuffix)
+}
+
+// parseSegmentName returns the sequence number of a segment file name.
+func parseSegmentName(name string) (uint64, bool) {
+	if len(name) != segNameLen || name[16] != '-' || name[33:] != segSuffix {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(name[:16], 16, 64)
+	if err != nil {
+		return 0, false
+	}
+	if _, err := strconv.ParseUint(name[17:33], 16, 64); err != nil {
+		return 0, false
+	}
+	return seq, seq > 0
+}
+
+// segScan is what scanSegment found.
+type segScan struct {
+	// end is the offset just after the last record that decoded cleanly.
+	end int64
+	// size is the file's size.
+	size int64
+	// bad says why decoding stopped before size; nil if it reached size.
+	bad error
+	// impossible is set when the stopping record's header passed its CRC
+	// but holds values no writer produces (a length over the maximum, an
+	// unknown type): damage, never a torn tail.
+	impossible bool
+}
+
+// scanSegment decodes the records of segment seq at path in order and calls
+// fn for each with its offset. The record's payload is only valid during the
+// call. Decoding stops at the first record that fails a frame check; that is
+// reported in segScan.bad, for the caller to judge a torn tail or
+// corruption. An error from fn stops the scan and comes back as a
+// *CorruptError at the record's offset (an error wrapping
+// ErrClusterMismatch comes back as is); other errors are I/O errors.
+func scanSegment(path string, seq uint64, fn func(rec record, off int64) error) (segScan, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return segScan{}, fmt.Errorf("wal: opening segment: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return segScan{}, fmt.Errorf("wal: opening segment: %w", err)
+	}
+	sc := segScan{size: st.Size()}
+	r := bufio.NewReaderSize(f, int(min(sc.size, 1<<20)))
+	var hdr [headerSize]byte
+	var buf []byte
+	for sc.end < sc.size {
+		off := sc.end
+		if sc.size-off < headerSize {
+			sc.bad = fmt.Errorf("%w: %d bytes left, a header needs %d", errShort, sc.size-off, headerSize)
+			return sc, nil
+		}
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return sc, fmt.Errorf("wal: reading %s at %d: %w", path, off, err)
+		}
+		fh, err := decodeHeader(hdr[:], seq, off)
+		if err != nil {
+			sc.bad, sc.impossible = err, !errors.Is(err, errHeaderCRC)
+			return sc, nil
+		}
+		if fh.n > sc.size-off-headerSize {
+			sc.bad = fmt.Errorf("%w: a %d-byte payload with %d bytes left", errShort, fh.n, sc.size-off-headerSize)
+			return sc, nil
+		}
+		// fh.n is at most MaxRecordBytes and within the file: the bound on
+		// this allocation.
+		if int64(cap(buf)) < fh.n {
+			buf = make([]byte, fh.n)
+		}
+		payload := buf[:fh.n]
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return sc, fmt.Errorf("wal: reading %s at %d: %w", path, off, err)
+		}
+		if !fh.dataOK(payload) {
+			sc.bad = errDataCRC
+			return sc, nil
+		}
+		if err := fn(record{typ: fh.typ, payload: payload}, off); err != nil {
+			if errors.Is(err, ErrClusterMismatch) {
+				return sc, err
+			}
+			return sc, &CorruptError{File: path, Offset: off, Reason: fmt.Sprintf("%s record: %v", fh.typ, err)}
+		}
+		sc.end = off + headerSize + fh.n
+	}
+	return sc, nil
+}
+
+// findValidRecord reports whether any offset in [from, size) of segment seq
+// starts a record that passes both CRC checks: evidence that a bad record
+// before it is damage in the middle of the log, not a torn tail. Candidate
+// headers are checked first (cheap); a payload is read only for a header
+// whose CRC holds. Memory is bounded by the window plus one record.
+func findValidRecord(path string, seq uint64, from, size int64) (int64, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false, fmt.Errorf("wal: scanning the tail: %w", err)
+	}
+	defer f.Close()
+	const window = 1 << 20
+	buf := make([]byte, min(window+headerSize, max(size-from, 0)))
+	var payload []byte
+	for base := from; base+headerSize <= size; base += window {
+		n := min(int64(len(buf)), size-base)
+		if _, err := f.ReadAt(buf[:n], base); err != nil && !errors.Is(err, io.EOF) {
+			return 0, false, fmt.Errorf("wal: scanning the tail of %s: %w", path, err)
+		}
+		for i := int64(0); i < window && i+headerSize <= n; i++ {
+			p := base + i
+			fh, err := decodeHeader(buf[i:i+headerSize], seq, p)
+			if err != nil || fh.n > size-p-headerSize {
+				continue
+			}
+			if int64(cap(payload)) < fh.n {
+				payload = make([]byte, fh.n)
+			}
+			pl := payload[:fh.n]
+			if _, err := f.ReadAt(pl, p+headerSize); err != nil && !errors.Is(err, io.EOF) {
+				return 0, false, fmt.Errorf("wal: scanning the tail of %s: %w", path, err)
+			}
+			if fh.dataOK(pl) {
+				return p, true, nil
+			}
+		}
+	}
+	return 0, false, nil
+}
