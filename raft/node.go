@@ -84,8 +84,12 @@ type Node struct {
 	heartbeatElapsed  int
 	randomizedTimeout int
 
-	msgs     []Message
-	prevHard HardState
+	msgs []Message
+	// appendPending and commitPending defer broadcasts to the next Ready:
+	// entries proposed, or commit advances made, since the last one are sent
+	// to each follower in one message.
+	appendPending, commitPending bool
+	prevHard                     HardState
 	prevSoft SoftState
 	// outstanding is set while a Ready is handed out and not yet Advanced.
 	outstanding bool
@@ -310,6 +314,8 @@ func (n *Node) Propose(data []byte) (index, term uint64, err error) {
 	}
 	e := Entry{Term: n.term, Index: n.log.lastIndex() + 1, Type: EntryNormal, Data: data}
 	n.log.appendLocal(e)
-	n.bcastAppend()
+	// The appends go out when the host next asks for a Ready, so that all
+	// proposals made before it share MsgApps instead of one each.
+	n.appendPending = true
 	return e.Index, e.Term, nil
 }

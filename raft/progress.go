@@ -41,6 +41,9 @@ type progress struct {
 	PendingSnapshot uint64
 	// SnapshotTicks counts the leader's ticks since the snapshot was sent.
 	SnapshotTicks int
+	// SentCommit is the highest commit index sent to the member in a
+	// MsgApp during this term.
+	SentCommit uint64
 	// RecentActive is set by any message from the member and cleared by the
 	// leader at every election timeout for check-quorum.
 	RecentActive bool

@@ -43,7 +43,8 @@ func (n *Node) HasReady() bool {
 	if n.outstanding {
 		return false
 	}
-	return n.softState() != n.prevSoft ||
+	return n.appendPending || n.commitPending ||
+		n.softState() != n.prevSoft ||
 		n.hardState() != n.prevHard ||
 		n.log.pendingSnapshot != nil ||
 		len(n.log.unstable()) > 0 ||
@@ -57,6 +58,7 @@ func (n *Node) Ready() Ready {
 	if n.outstanding {
 		panic("raft: Ready called again before Advance")
 	}
+	n.flushBroadcasts()
 	var rd Ready
 	if ss := n.softState(); ss != n.prevSoft {
 		changed := ss
@@ -112,7 +114,7 @@ func (n *Node) Advance(rd Ready) {
 		// The leader counts itself toward a quorum only for entries it has
 		// made durable.
 		if n.prs[n.id].maybeUpdate(n.log.stable) && n.maybeCommit() {
-			n.bcastAppend()
+			n.commitPending = true
 		}
 	}
 }

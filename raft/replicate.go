@@ -82,7 +82,7 @@ func (n *Node) handleAppendResp(m Message, pr *progress) {
 		pr.Inflights.freeLE(m.Index)
 	}
 	if n.maybeCommit() {
-		n.bcastAppend()
+		n.commitPending = true
 	} else if wasPaused {
 		n.maybeSendAppend(m.From, true)
 	}
@@ -126,6 +126,32 @@ func (n *Node) bcastAppend() {
 	}
 }
 
+// flushBroadcasts sends what Propose and commit advances deferred: new
+// entries to every follower, and the new commit index to followers that
+// have not been sent it yet.
+func (n *Node) flushBroadcasts() {
+	if n.role != RoleLeader {
+		n.appendPending, n.commitPending = false, false
+		return
+	}
+	if n.appendPending {
+		for _, id := range n.ids {
+			if id != n.id {
+				for n.maybeSendAppend(id, false) {
+				}
+			}
+		}
+	}
+	if n.commitPending || n.appendPending {
+		for _, id := range n.ids {
+			if id != n.id && n.prs[id].SentCommit < n.log.committed {
+				n.maybeSendAppend(id, true)
+			}
+		}
+	}
+	n.appendPending, n.commitPending = false, false
+}
+
 func (n *Node) bcastHeartbeat() {
 	for _, id := range n.ids {
 		if id == n.id {
@@ -161,6 +187,7 @@ func (n *Node) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 	}
 	m := Message{Type: MsgApp, To: to, Index: prevIdx, LogTerm: prevTerm, Entries: ents, Commit: n.log.committed}
 	pr.sentEntries(prevIdx+uint64(len(ents)), m.size(), len(ents) > 0)
+	pr.SentCommit = max(pr.SentCommit, n.log.committed)
 	n.send(m)
 	return true
 }

@@ -16,9 +16,11 @@ func (n *Node) reset(term uint64) {
 	n.heartbeatElapsed = 0
 	n.resetRandomizedTimeout()
 	n.votes = make(map[uint64]bool, len(n.ids))
+	n.appendPending, n.commitPending = false, false
 	for _, id := range n.ids {
 		pr := n.prs[id]
 		pr.Match, pr.Next = 0, n.log.lastIndex()+1
+		pr.SentCommit = 0
 		pr.resetState(StateProbe)
 		pr.RecentActive = id == n.id
 	}
