@@ -90,7 +90,7 @@ type Node struct {
 	// to each follower in one message.
 	appendPending, commitPending bool
 	prevHard                     HardState
-	prevSoft SoftState
+	prevSoft                     SoftState
 	// outstanding is set while a Ready is handed out and not yet Advanced.
 	outstanding bool
 
