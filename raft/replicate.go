@@ -9,6 +9,14 @@ func (n *Node) send(m Message) {
 	if m.Term == 0 {
 		m.Term = n.term
 	}
+	if k := len(n.msgs); k > 0 && m.Type == MsgAppResp && !m.Reject {
+		// Acknowledgements are cumulative: one that directly follows
+		// another to the same leader replaces it.
+		if last := &n.msgs[k-1]; last.Type == MsgAppResp && !last.Reject && last.To == m.To && last.Term == m.Term {
+			last.Index = max(last.Index, m.Index)
+			return
+		}
+	}
 	n.msgs = append(n.msgs, m)
 }
 
