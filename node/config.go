@@ -1,0 +1,92 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures a Node.
+type Config struct {
+	// ID is this node's ID, non-zero; ClusterID names the cluster. Both are
+	// recorded in the data directory, which refuses to open for another pair.
+	ID, ClusterID uint64
+	// Peers maps every voter's ID, including this node's, to its peer
+	// address. A restarted node takes its membership from its snapshot when
+	// it has one.
+	Peers map[uint64]string
+	// Listen is the peer address to listen on; default Peers[ID].
+	Listen string
+	// DataDir holds the write-ahead log and snapshots.
+	DataDir string
+	// TickInterval is the length of one Raft tick. Default 100ms.
+	TickInterval time.Duration
+	// ElectionTicks and HeartbeatTicks are the Raft timeouts in ticks;
+	// defaults 10 and 1 (an election timeout of 1-2 s, heartbeats every
+	// 100 ms with the default tick).
+	ElectionTicks, HeartbeatTicks int
+	// SnapshotEntries makes the node snapshot its state machine and compact
+	// its log every this many applied entries. Default 10000; negative
+	// disables automatic snapshots.
+	SnapshotEntries int
+	// SnapshotBytes also snapshots once this many bytes of commands were
+	// applied since the last snapshot. Default 64 MiB; negative disables.
+	SnapshotBytes int64
+	// MaxBatch bounds the proposals folded into one Ready. Default 4096.
+	MaxBatch int
+	// NoSync skips fsync. Unsafe: acknowledged writes can be lost on a
+	// machine crash. For tests and benchmarks of the CPU path only.
+	NoSync bool
+	// Seed seeds the election timeout randomness; default: from the ID and
+	// the start time.
+	Seed uint64
+	// Logger receives the node's logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// ErrInvalidConfig is wrapped by every configuration error.
+var ErrInvalidConfig = errors.New("node: invalid config")
+
+func (c Config) withDefaults() (Config, error) {
+	if c.ID == 0 {
+		return c, fmt.Errorf("%w: ID must be non-zero", ErrInvalidConfig)
+	}
+	if c.ClusterID == 0 {
+		return c, fmt.Errorf("%w: ClusterID must be non-zero", ErrInvalidConfig)
+	}
+	if _, ok := c.Peers[c.ID]; !ok {
+		return c, fmt.Errorf("%w: Peers has no address for this node (%d)", ErrInvalidConfig, c.ID)
+	}
+	if c.DataDir == "" {
+		return c, fmt.Errorf("%w: DataDir is required", ErrInvalidConfig)
+	}
+	if c.Listen == "" {
+		c.Listen = c.Peers[c.ID]
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = 100 * time.Millisecond
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = 1
+	}
+	if c.SnapshotEntries == 0 {
+		c.SnapshotEntries = 10000
+	}
+	if c.SnapshotBytes == 0 {
+		c.SnapshotBytes = 64 << 20
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 4096
+	}
+	if c.Seed == 0 {
+		c.Seed = uint64(time.Now().UnixNano()) ^ c.ID<<48
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}

@@ -1,0 +1,268 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/flotilla-dev/flotilla/raft"
+)
+
+// run is the node's loop: the only goroutine that touches the core, the WAL
+// and the state machine.
+func (n *Node) run() {
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer func() {
+		ticker.Stop()
+		n.lastStatus = n.core.Status()
+		n.tr.Close()
+		if err := n.wal.Close(); err != nil && n.err == nil {
+			n.err = err
+		}
+		for idx, p := range n.waiters {
+			p.done <- proposalResult{err: ErrStopped}
+			delete(n.waiters, idx)
+		}
+		close(n.done)
+	}()
+	for {
+		select {
+		case <-n.stopc:
+			if !n.crashed.Load() {
+				n.leaveGracefully()
+			}
+			return
+		case <-ticker.C:
+			n.core.Tick()
+		case m := <-n.recvc:
+			n.step(m)
+		case p := <-n.propc:
+			n.propose(p)
+		case r := <-n.reportc:
+			n.handleReport(r)
+		case c := <-n.statusc:
+			c <- n.core.Status()
+		}
+		n.drain()
+		if err := n.handleReady(); err != nil {
+			n.err = err
+			n.log.Error("node stopping on a fatal error", "id", n.cfg.ID, "err", err)
+			return
+		}
+	}
+}
+
+// drain takes whatever else is already queued, so that many proposals and
+// messages share one Ready: one WAL write, one fsync (group commit).
+func (n *Node) drain() {
+	for i := 0; i < n.cfg.MaxBatch; i++ {
+		select {
+		case m := <-n.recvc:
+			n.step(m)
+		case p := <-n.propc:
+			n.propose(p)
+		case r := <-n.reportc:
+			n.handleReport(r)
+		default:
+			return
+		}
+	}
+}
+
+func (n *Node) step(m raft.Message) {
+	if err := n.core.Step(m); err != nil {
+		n.metrics.badMessages.Add(1)
+		n.log.Warn("dropping a malformed peer message", "id", n.cfg.ID, "from", m.From, "err", err)
+	}
+}
+
+func (n *Node) propose(p *proposal) {
+	idx, term, err := n.core.Propose(p.data)
+	if err != nil {
+		var nl *raft.NotLeaderError
+		if errors.As(err, &nl) {
+			err = &NotLeaderError{Leader: nl.Leader, LeaderAddr: n.cfg.Peers[nl.Leader]}
+		}
+		p.done <- proposalResult{err: err}
+		return
+	}
+	p.index, p.term = idx, term
+	if old, ok := n.waiters[idx]; ok {
+		// The slot was given to an earlier proposal of an older term that
+		// has been overwritten.
+		old.done <- proposalResult{err: ErrProposalLost}
+	}
+	n.waiters[idx] = p
+	n.metrics.proposals.Add(1)
+}
+
+func (n *Node) handleReport(r report) {
+	if r.snapshot {
+		n.core.ReportSnapshot(r.id, r.ok)
+		return
+	}
+	n.core.ReportUnreachable(r.id)
+}
+
+// handleReady runs every pending Ready through the contract of raft.Ready.
+func (n *Node) handleReady() error {
+	for n.core.HasReady() {
+		rd := n.core.Ready()
+		if ss := rd.SoftState; ss != nil {
+			if ss.Lead != n.lead {
+				n.metrics.leaderChanges.Add(1)
+			}
+			if ss.Role == raft.RoleLeader && n.role != raft.RoleLeader {
+				n.metrics.elections.Add(1)
+			}
+			n.role, n.lead = ss.Role, ss.Lead
+		}
+		early, late := n.splitMessages(rd)
+		n.tr.Send(early)
+		if err := n.persist(rd); err != nil {
+			return err
+		}
+		n.tr.Send(late)
+		if err := n.apply(rd); err != nil {
+			return err
+		}
+		n.core.Advance(rd)
+		if err := n.maybeSnapshot(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// splitMessages picks the messages that may leave before the log write: a
+// leader's appends and heartbeats, whose entries the leader only counts for
+// itself after Advance (dissertation §10.2.1). Everything else, votes and
+// acknowledgements above all, waits for the write.
+func (n *Node) splitMessages(rd raft.Ready) (early, late []raft.Message) {
+	hs := rd.HardState
+	termOrVoteChanged := !hs.IsEmpty() && (hs.Term != n.persisted.Term || hs.Vote != n.persisted.Vote)
+	if n.role != raft.RoleLeader || termOrVoteChanged {
+		return nil, rd.Messages
+	}
+	for _, m := range rd.Messages {
+		switch m.Type {
+		case raft.MsgApp, raft.MsgHeartbeat, raft.MsgSnap:
+			early = append(early, m)
+		default:
+			late = append(late, m)
+		}
+	}
+	return early, late
+}
+
+func (n *Node) persist(rd raft.Ready) error {
+	if s := rd.Snapshot; s != nil {
+		if err := n.wal.InstallSnapshot(*s); err != nil {
+			return fmt.Errorf("node %d: storing snapshot %d/%d: %w", n.cfg.ID, s.Meta.Term, s.Meta.Index, err)
+		}
+	}
+	if rd.HardState.IsEmpty() && len(rd.Entries) == 0 {
+		return nil
+	}
+	start := time.Now()
+	if err := n.wal.Save(rd.HardState, rd.Entries, rd.MustSync); err != nil {
+		return fmt.Errorf("node %d: writing the WAL: %w", n.cfg.ID, err)
+	}
+	n.metrics.walWrite.observe(time.Since(start))
+	if !rd.HardState.IsEmpty() {
+		n.persisted = rd.HardState
+	}
+	return nil
+}
+
+// apply installs a received snapshot, applies committed commands in one
+// batch and answers the proposals waiting for them.
+func (n *Node) apply(rd raft.Ready) error {
+	if s := rd.Snapshot; s != nil {
+		if err := n.sm.Restore(s.Data); err != nil {
+			return fmt.Errorf("node %d: installing snapshot %d/%d: %w", n.cfg.ID, s.Meta.Term, s.Meta.Index, err)
+		}
+		n.applied, n.snapIndex, n.sinceSnap = s.Meta.Index, s.Meta.Index, 0
+		for idx, p := range n.waiters {
+			if idx <= s.Meta.Index {
+				// Its fate is inside the snapshot.
+				p.done <- proposalResult{err: ErrOutcomeUnknown}
+				delete(n.waiters, idx)
+			}
+		}
+	}
+	if len(rd.CommittedEntries) == 0 {
+		return nil
+	}
+	cmds := make([]Command, 0, len(rd.CommittedEntries))
+	for _, e := range rd.CommittedEntries {
+		if e.Type == raft.EntryNormal && len(e.Data) > 0 {
+			cmds = append(cmds, Command{Index: e.Index, Term: e.Term, Data: e.Data})
+			n.sinceSnap += int64(len(e.Data))
+		}
+	}
+	var results [][]byte
+	if len(cmds) > 0 {
+		start := time.Now()
+		results = n.sm.Apply(cmds)
+		n.metrics.apply.observe(time.Since(start))
+		if len(results) != len(cmds) {
+			return fmt.Errorf("node %d: state machine returned %d results for %d commands", n.cfg.ID, len(results), len(cmds))
+		}
+	}
+	k := 0
+	for _, e := range rd.CommittedEntries {
+		var res []byte
+		if k < len(cmds) && cmds[k].Index == e.Index {
+			res = results[k]
+			k++
+		}
+		p, ok := n.waiters[e.Index]
+		if !ok {
+			continue
+		}
+		delete(n.waiters, e.Index)
+		if p.term != e.Term {
+			p.done <- proposalResult{err: ErrProposalLost}
+			continue
+		}
+		n.metrics.proposalLatency.observe(time.Since(p.start))
+		p.done <- proposalResult{val: res}
+	}
+	n.applied = rd.CommittedEntries[len(rd.CommittedEntries)-1].Index
+	n.metrics.applied.Store(n.applied)
+	return nil
+}
+
+// maybeSnapshot compacts the log once enough was applied since the last
+// snapshot.
+func (n *Node) maybeSnapshot() error {
+	byEntries := n.cfg.SnapshotEntries > 0 && n.applied >= n.snapIndex+uint64(n.cfg.SnapshotEntries)
+	byBytes := n.cfg.SnapshotBytes > 0 && n.sinceSnap >= n.cfg.SnapshotBytes
+	if !(byEntries || byBytes) || n.applied <= n.snapIndex {
+		return nil
+	}
+	data, err := n.sm.Snapshot()
+	if err != nil {
+		return fmt.Errorf("node %d: taking a snapshot at %d: %w", n.cfg.ID, n.applied, err)
+	}
+	snap, err := n.core.Compact(n.applied, data)
+	if err != nil {
+		return fmt.Errorf("node %d: compacting to %d: %w", n.cfg.ID, n.applied, err)
+	}
+	if err := n.wal.SaveSnapshot(snap); err != nil {
+		return fmt.Errorf("node %d: saving snapshot %d: %w", n.cfg.ID, n.applied, err)
+	}
+	n.snapIndex, n.sinceSnap = n.applied, 0
+	n.metrics.snapshots.Add(1)
+	n.log.Info("snapshot taken", "id", n.cfg.ID, "index", snap.Meta.Index, "bytes", len(data))
+	return nil
+}
+
+// leaveGracefully flushes what the loop owes before it stops: anything the
+// core still wants written is written, so a clean stop loses nothing.
+func (n *Node) leaveGracefully() {
+	if err := n.handleReady(); err != nil && n.err == nil {
+		n.err = err
+	}
+}

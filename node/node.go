@@ -1,0 +1,303 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flotilla-dev/flotilla/raft"
+	"github.com/flotilla-dev/flotilla/transport"
+	"github.com/flotilla-dev/flotilla/wal"
+)
+
+// Command is one committed client command handed to the state machine.
+type Command struct {
+	Index, Term uint64
+	Data        []byte
+}
+
+// StateMachine is the application a Node replicates. The Node calls it from
+// its one loop goroutine only, so implementations need no locking for these
+// calls (but must lock if other goroutines read their state).
+type StateMachine interface {
+	// Apply applies committed commands in log order and returns one result
+	// per command. It must be deterministic: every replica applies the same
+	// commands and must reach the same state. Apply must not fail; a
+	// command the application rejects yields a result that says so.
+	Apply(cmds []Command) [][]byte
+	// Snapshot returns an image of the state after the last applied command.
+	Snapshot() ([]byte, error)
+	// Restore replaces the state with a snapshot image.
+	Restore(data []byte) error
+}
+
+// Errors returned by Propose.
+var (
+	// ErrStopped: the node stopped before the command was applied.
+	ErrStopped = errors.New("node: stopped")
+	// ErrProposalLost: a leader change overwrote the command's log slot;
+	// it was not applied and may be retried.
+	ErrProposalLost = errors.New("node: proposal lost to a leader change; retry")
+	// ErrOutcomeUnknown: a snapshot from a new leader replaced the log
+	// around the command, so this node cannot tell whether it was applied.
+	// Check before retrying (services make retries safe with sessions).
+	ErrOutcomeUnknown = errors.New("node: outcome unknown: a snapshot replaced the log; check before retrying")
+)
+
+// NotLeaderError is returned by Propose on a node that is not the leader.
+// LeaderAddr is the leader's peer address, empty when no leader is known.
+type NotLeaderError struct {
+	Leader     uint64
+	LeaderAddr string
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == raft.None {
+		return "node: not the leader and no leader is known (an election may be under way; retry)"
+	}
+	return fmt.Sprintf("node: not the leader; node %d at %s is", e.Leader, e.LeaderAddr)
+}
+
+// Is makes errors.Is(err, raft.ErrNotLeader) true.
+func (e *NotLeaderError) Is(target error) bool { return target == raft.ErrNotLeader }
+
+// Node runs one Raft member: core, WAL, transport and state machine.
+type Node struct {
+	cfg Config
+	log interface {
+		Info(string, ...any)
+		Warn(string, ...any)
+		Error(string, ...any)
+	}
+	core *raft.Node
+	wal  *wal.WAL
+	tr   *transport.Transport
+	sm   StateMachine
+
+	propc   chan *proposal
+	recvc   chan raft.Message
+	reportc chan report
+	statusc chan chan raft.Status
+	stopc   chan struct{}
+	done    chan struct{}
+	stop    sync.Once
+	crashed atomic.Bool // set by crash: stop without the final flush
+	err     error       // why the loop ended; read after done is closed
+
+	// Loop-owned state.
+	waiters    map[uint64]*proposal
+	role       raft.Role
+	lead       uint64
+	persisted  raft.HardState
+	applied    uint64
+	snapIndex  uint64
+	sinceSnap  int64 // command bytes applied since the last snapshot
+	metrics    *Metrics
+	lastStatus raft.Status
+}
+
+type proposal struct {
+	data        []byte
+	index, term uint64
+	done        chan proposalResult
+	start       time.Time
+}
+
+type proposalResult struct {
+	val []byte
+	err error
+}
+
+type report struct {
+	id       uint64
+	snapshot bool
+	ok       bool
+}
+
+// Start opens the data directory, recovers the WAL and the latest snapshot,
+// starts the transport and the loop, and returns the running node.
+func Start(cfg Config, sm StateMachine) (*Node, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg: c, log: c.Logger, sm: sm,
+		propc:   make(chan *proposal, c.MaxBatch),
+		recvc:   make(chan raft.Message, 8192),
+		reportc: make(chan report, 1024),
+		statusc: make(chan chan raft.Status),
+		stopc:   make(chan struct{}),
+		done:    make(chan struct{}),
+		waiters: map[uint64]*proposal{},
+		metrics: newMetrics(),
+	}
+	w, err := wal.Open(c.DataDir, wal.Options{
+		ClusterID: c.ClusterID, NodeID: c.ID, NoSync: c.NoSync,
+		OnSync: n.metrics.observeSync,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node %d: opening data directory: %w", c.ID, err)
+	}
+	n.wal = w
+	if err := n.recover(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	tr, err := transport.New(transport.Config{
+		ClusterID: c.ClusterID, NodeID: c.ID, Listen: c.Listen, Peers: c.Peers, Logger: c.Logger,
+	}, handler{n})
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("node %d: starting transport: %w", c.ID, err)
+	}
+	n.tr = tr
+	go n.run()
+	return n, nil
+}
+
+// recover rebuilds the core and the state machine from the WAL.
+func (n *Node) recover() error {
+	st := n.wal.Recovered()
+	if s := st.Snapshot; !s.IsEmpty() {
+		if err := n.sm.Restore(s.Data); err != nil {
+			return fmt.Errorf("node %d: restoring snapshot %d/%d: %w", n.cfg.ID, s.Meta.Term, s.Meta.Index, err)
+		}
+		n.applied, n.snapIndex = s.Meta.Index, s.Meta.Index
+	}
+	peers := make([]uint64, 0, len(n.cfg.Peers))
+	for id := range n.cfg.Peers {
+		peers = append(peers, id)
+	}
+	rc := raft.Config{
+		ID: n.cfg.ID, Peers: peers,
+		ElectionTicks: n.cfg.ElectionTicks, HeartbeatTicks: n.cfg.HeartbeatTicks,
+		Rand:    rand.New(rand.NewPCG(n.cfg.Seed, n.cfg.ID)),
+		PreVote: true, CheckQuorum: true,
+		Applied: n.applied,
+		Logger:  n.cfg.Logger,
+	}
+	if !st.HardState.IsEmpty() || st.Snapshot != nil || len(st.Entries) > 0 {
+		rc.Restore = &st
+	}
+	core, err := raft.New(rc)
+	if err != nil {
+		return fmt.Errorf("node %d: %w", n.cfg.ID, err)
+	}
+	n.core = core
+	n.persisted = st.HardState
+	n.role = raft.RoleFollower
+	return nil
+}
+
+// handler adapts the transport's callbacks to the loop's channels. It never
+// blocks the transport: a full inbox drops the message (Raft tolerates loss).
+type handler struct{ n *Node }
+
+func (h handler) Receive(m raft.Message) {
+	select {
+	case h.n.recvc <- m:
+	default:
+		h.n.metrics.recvDropped.Add(1)
+	}
+}
+
+func (h handler) ReportUnreachable(id uint64) {
+	select {
+	case h.n.reportc <- report{id: id}:
+	default:
+	}
+}
+
+func (h handler) ReportSnapshot(id uint64, ok bool) {
+	select {
+	case h.n.reportc <- report{id: id, snapshot: true, ok: ok}:
+	case <-h.n.done:
+	}
+}
+
+// Propose replicates data and returns the state machine's result for it
+// once it is applied on this node. On a follower it returns a
+// *NotLeaderError naming the leader.
+func (n *Node) Propose(ctx context.Context, data []byte) ([]byte, error) {
+	if len(data) == 0 {
+		return nil, errors.New("node: empty command (empty entries are reserved for leader no-ops)")
+	}
+	p := &proposal{data: data, done: make(chan proposalResult, 1), start: time.Now()}
+	select {
+	case n.propc <- p:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-n.done:
+		return nil, n.stoppedErr()
+	}
+	select {
+	case r := <-p.done:
+		return r.val, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-n.done:
+		return nil, n.stoppedErr()
+	}
+}
+
+func (n *Node) stoppedErr() error {
+	if n.err != nil {
+		return fmt.Errorf("%w: %w", ErrStopped, n.err)
+	}
+	return ErrStopped
+}
+
+// Status returns the core's status (role, term, leader, commit, applied,
+// per-follower progress on the leader).
+func (n *Node) Status() raft.Status {
+	c := make(chan raft.Status, 1)
+	select {
+	case n.statusc <- c:
+		return <-c
+	case <-n.done:
+		return n.lastStatus
+	}
+}
+
+// Addr returns the address the transport listens on.
+func (n *Node) Addr() string { return n.tr.Addr() }
+
+// Metrics returns the node's counters and histograms.
+func (n *Node) Metrics() *Metrics { return n.metrics }
+
+// Transport returns the node's transport, for its statistics.
+func (n *Node) Transport() *transport.Transport { return n.tr }
+
+// Done is closed when the node has stopped.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Err returns why the node stopped: nil after Stop, the fatal error
+// otherwise. It returns nil while the node runs.
+func (n *Node) Err() error {
+	select {
+	case <-n.done:
+		return n.err
+	default:
+		return nil
+	}
+}
+
+// crash stops the node as kill -9 would: no final flush of the core's
+// pending work. Files are closed; what reached the OS stays, as it would.
+func (n *Node) crash() {
+	n.crashed.Store(true)
+	n.Stop()
+}
+
+// Stop stops the loop, closes the transport and the WAL, and fails pending
+// proposals with ErrStopped. It is safe to call more than once.
+func (n *Node) Stop() error {
+	n.stop.Do(func() { close(n.stopc) })
+	<-n.done
+	return n.err
+}
