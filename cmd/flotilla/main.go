@@ -56,7 +56,7 @@ reordering, partitions and crashes.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersionCmd(), newSimCmd())
+	root.AddCommand(newVersionCmd(), newSimCmd(), newBenchCmd())
 	asGroup(root)
 	return root
 }
