@@ -161,17 +161,33 @@ func (n *Node) persist(rd raft.Ready) error {
 			return fmt.Errorf("node %d: storing snapshot %d/%d: %w", n.cfg.ID, s.Meta.Term, s.Meta.Index, err)
 		}
 	}
-	if rd.HardState.IsEmpty() && len(rd.Entries) == 0 {
+	hs := rd.HardState
+	if hs.IsEmpty() {
+		hs = n.unsaved
+	}
+	if len(rd.Entries) == 0 && !rd.MustSync {
+		// Only the commit index moved. Losing it in a crash is harmless
+		// (raft.Ready.MustSync), so it rides along with the next write
+		// instead of costing a write of its own on the commit path.
+		n.unsaved = hs
+		return nil
+	}
+	return n.save(hs, rd.Entries, rd.MustSync)
+}
+
+func (n *Node) save(hs raft.HardState, ents []raft.Entry, sync bool) error {
+	if hs.IsEmpty() && len(ents) == 0 {
 		return nil
 	}
 	start := time.Now()
-	if err := n.wal.Save(rd.HardState, rd.Entries, rd.MustSync); err != nil {
+	if err := n.wal.Save(hs, ents, sync); err != nil {
 		return fmt.Errorf("node %d: writing the WAL: %w", n.cfg.ID, err)
 	}
 	n.metrics.walWrite.observe(time.Since(start))
-	if !rd.HardState.IsEmpty() {
-		n.persisted = rd.HardState
+	if !hs.IsEmpty() {
+		n.persisted = hs
 	}
+	n.unsaved = raft.HardState{}
 	return nil
 }
 
@@ -262,7 +278,11 @@ func (n *Node) maybeSnapshot() error {
 // leaveGracefully flushes what the loop owes before it stops: anything the
 // core still wants written is written, so a clean stop loses nothing.
 func (n *Node) leaveGracefully() {
-	if err := n.handleReady(); err != nil && n.err == nil {
+	err := n.handleReady()
+	if err == nil {
+		err = n.save(n.unsaved, nil, true)
+	}
+	if err != nil && n.err == nil {
 		n.err = err
 	}
 }

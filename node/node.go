@@ -93,6 +93,7 @@ type Node struct {
 	role       raft.Role
 	lead       uint64
 	persisted  raft.HardState
+	unsaved    raft.HardState // a commit-only change not yet written
 	applied    uint64
 	snapIndex  uint64
 	sinceSnap  int64 // command bytes applied since the last snapshot
