@@ -23,6 +23,10 @@ func TestSimCatchesBrokenRules(t *testing.T) {
 		// replicas lets a later leader overwrite it. The scenario needs three
 		// leader changes in a row, so it shows up in long 3-node runs.
 		{"commit-previous-term", raft.BreakCommitPreviousTerm, sim.Options{Nodes: 3, Steps: 20000}},
+		// Dissertation §10.2.1: a leader may write its log in parallel, but
+		// must not count itself before its copy is durable; otherwise a
+		// crash loses entries a "quorum" acknowledged.
+		{"async-leader-counts-itself-early", raft.BreakAsyncDurability, sim.Options{Nodes: 3}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := tc.opts

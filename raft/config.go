@@ -107,6 +107,9 @@ type unsafeRules struct {
 	commitPreviousTerm bool
 	// voteWithoutLogCheck grants votes without the up-to-date check of §5.4.1.
 	voteWithoutLogCheck bool
+	// asyncCountsSelf makes a leader count entries toward a quorum as soon
+	// as AdvanceAsync reports them written, before they are durable.
+	asyncCountsSelf bool
 }
 
 // ErrInvalidConfig is wrapped by every error Config.validate returns.

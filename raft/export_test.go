@@ -10,3 +10,7 @@ func BreakCommitPreviousTerm(c *Config) { c.unsafe.commitPreviousTerm = true }
 // BreakVoteLogCheck makes nodes grant votes without the up-to-date log check
 // of Raft §5.4.1.
 func BreakVoteLogCheck(c *Config) { c.unsafe.voteWithoutLogCheck = true }
+
+// BreakAsyncDurability makes a leader that writes its log asynchronously
+// count its entries toward a quorum before they are durable.
+func BreakAsyncDurability(c *Config) { c.unsafe.asyncCountsSelf = true }

@@ -16,7 +16,8 @@ var errUnavailable = errors.New("raft: requested index is beyond the log")
 // it, held in memory. The host mirrors it on stable storage through Ready.
 //
 // Invariants: snap.Index <= applied <= applying <= committed <= lastIndex();
-// snap.Index <= stable <= lastIndex(); ents[i].Index == snap.Index+1+i.
+// snap.Index <= stable <= inProgress <= lastIndex();
+// ents[i].Index == snap.Index+1+i.
 type raftLog struct {
 	// snap is the compaction point: the last entry folded into a snapshot.
 	snap SnapshotMeta
@@ -29,6 +30,10 @@ type raftLog struct {
 	ents            []Entry
 	// stable is the last index the host has acknowledged as durable.
 	stable uint64
+	// inProgress is the last index handed to the host to write: entries up
+	// to it are being written (or written, with durability not yet
+	// reported); entries after it are due in the next Ready.
+	inProgress uint64
 	// committed is the highest index known to be committed (Raft §5.3).
 	committed uint64
 	// applying is the last index handed to the host to apply.
@@ -108,6 +113,7 @@ func (l *raftLog) truncateAndAppend(ents []Entry) {
 	keep := first - l.snap.Index - 1
 	l.ents = append(l.ents[:keep:keep], ents...)
 	l.stable = min(l.stable, first-1)
+	l.inProgress = min(l.inProgress, first-1)
 }
 
 // maybeAppend applies the AppendEntries receiver rules (Raft §5.3, Figure 2)
@@ -188,11 +194,17 @@ func (l *raftLog) unstable() []Entry {
 	return l.ents[l.stable-l.snap.Index:]
 }
 
+// toWrite returns the entries not yet handed to the host for writing.
+func (l *raftLog) toWrite() []Entry {
+	return l.ents[l.inProgress-l.snap.Index:]
+}
+
 // stableTo records that the host made entries up to (i, t) durable. It is a
 // no-op if the log no longer holds that entry (it was replaced meanwhile).
 func (l *raftLog) stableTo(i, t uint64) {
 	if i > l.stable && l.matchTerm(i, t) {
 		l.stable = i
+		l.inProgress = max(l.inProgress, i)
 	}
 }
 
@@ -240,4 +252,5 @@ func (l *raftLog) restore(snap *Snapshot) {
 	l.pendingSnapshot = snap
 	l.committed = snap.Meta.Index
 	l.stable = snap.Meta.Index
+	l.inProgress = snap.Meta.Index
 }

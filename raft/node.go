@@ -145,6 +145,7 @@ func (n *Node) restorePersisted(rs *PersistedState) error {
 	}
 	n.log.ents = slices.Clone(rs.Entries)
 	n.log.stable = n.log.lastIndex()
+	n.log.inProgress = n.log.stable
 	hs := rs.HardState
 	if hs.Commit > n.log.lastIndex() {
 		return fmt.Errorf("%w: restored commit index %d is beyond the last log index %d (entries lost?)",

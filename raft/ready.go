@@ -47,7 +47,7 @@ func (n *Node) HasReady() bool {
 		n.softState() != n.prevSoft ||
 		n.hardState() != n.prevHard ||
 		n.log.pendingSnapshot != nil ||
-		len(n.log.unstable()) > 0 ||
+		len(n.log.toWrite()) > 0 ||
 		len(n.msgs) > 0 ||
 		n.log.hasNextCommitted()
 }
@@ -77,9 +77,10 @@ func (n *Node) Ready() Ready {
 		n.log.pendingSnapshot = nil
 		n.log.applying = s.Meta.Index
 	}
-	if u := n.log.unstable(); len(u) > 0 {
+	if u := n.log.toWrite(); len(u) > 0 {
 		rd.Entries = u[:len(u):len(u)]
 		rd.MustSync = true
+		n.log.inProgress = u[len(u)-1].Index
 	}
 	if ents := n.log.nextCommitted(n.cfg.MaxApplyBytes); len(ents) > 0 {
 		rd.CommittedEntries = ents
@@ -92,6 +93,39 @@ func (n *Node) Ready() Ready {
 
 // Advance tells the node that the host has done everything rd asked for.
 func (n *Node) Advance(rd Ready) {
+	n.advance(rd)
+	// Entries replaced since the Ready was handed out were persisted but
+	// are gone; the ones before them, still in the log, are now durable.
+	for k := len(rd.Entries) - 1; k >= 0; k-- {
+		if e := rd.Entries[k]; n.log.matchTerm(e.Index, e.Term) {
+			n.StableTo(e.Index, e.Term)
+			break
+		}
+	}
+}
+
+// AdvanceAsync is Advance for a host that has written rd.Entries but not
+// yet made them durable: the messages are sent, the committed entries
+// applied, the hard state durable if its term or vote changed, but the
+// entries' sync is still running. The host reports it with StableTo later.
+//
+// This lets a leader write its own log in parallel with replication
+// (dissertation §10.2.1), and even after its followers: until StableTo, the
+// leader does not count itself toward a quorum for those entries, so they
+// commit only once a quorum of followers holds them. Only a leader may use
+// it; a Ready with a Snapshot must be Advanced synchronously. The host's log
+// must be sequential: a sync makes every earlier write durable.
+func (n *Node) AdvanceAsync(rd Ready) {
+	if rd.Snapshot != nil || n.role != RoleLeader {
+		panic("raft: AdvanceAsync is for a leader's Ready without a snapshot")
+	}
+	n.advance(rd)
+	if k := len(rd.Entries); k > 0 && n.cfg.unsafe.asyncCountsSelf {
+		n.StableTo(rd.Entries[k-1].Index, rd.Entries[k-1].Term)
+	}
+}
+
+func (n *Node) advance(rd Ready) {
 	if !n.outstanding {
 		panic("raft: Advance without an outstanding Ready")
 	}
@@ -99,17 +133,16 @@ func (n *Node) Advance(rd Ready) {
 	if s := rd.Snapshot; s != nil {
 		n.log.applied = max(n.log.applied, s.Meta.Index)
 	}
-	// Entries replaced since the Ready was handed out were persisted but
-	// are gone; the ones before them, still in the log, are now durable.
-	for k := len(rd.Entries) - 1; k >= 0; k-- {
-		if e := rd.Entries[k]; n.log.matchTerm(e.Index, e.Term) {
-			n.log.stableTo(e.Index, e.Term)
-			break
-		}
-	}
 	if k := len(rd.CommittedEntries); k > 0 {
 		n.log.applied = max(n.log.applied, rd.CommittedEntries[k-1].Index)
 	}
+}
+
+// StableTo reports that the host's log is durable up to the entry at index
+// with term, and with it everything before it. It is a no-op if the log no
+// longer holds that entry. Hosts that call Advance need not call it.
+func (n *Node) StableTo(index, term uint64) {
+	n.log.stableTo(index, term)
 	if n.role == RoleLeader {
 		// The leader counts itself toward a quorum only for entries it has
 		// made durable.

@@ -80,6 +80,9 @@ type disk struct {
 	// chain[i] is the log hash chain at index snapIndex()+i: chain[0] is the
 	// snapshot's, chain[k] folds entry k into chain[k-1].
 	chain []uint64
+	// synced counts the entries of ents that are durable; the rest were
+	// written by an asynchronous leader write and not synced yet.
+	synced int
 }
 
 func (d *disk) snapIndex() uint64 {
@@ -90,6 +93,18 @@ func (d *disk) snapIndex() uint64 {
 }
 
 func (d *disk) lastIndex() uint64 { return d.snapIndex() + uint64(len(d.ents)) }
+
+// syncedLast is the last index that survives a crash.
+func (d *disk) syncedLast() uint64 { return d.snapIndex() + uint64(d.synced) }
+
+// sync makes everything written so far durable: the log is sequential.
+func (d *disk) sync(h *host) {
+	d.synced = len(d.ents)
+	if h.cachedCommit > d.hs.Commit {
+		d.hs.Commit = h.cachedCommit
+	}
+	h.cachedCommit = 0
+}
 
 // chainAt returns the log hash chain at index i, if the disk holds it.
 func (d *disk) chainAt(i uint64) (uint64, bool) {
@@ -190,6 +205,8 @@ func (h *host) start(restart bool) {
 // crash kills the node: everything not synced is lost, including messages
 // it had not sent yet and proposals it had accepted.
 func (h *host) crash() {
+	d := &h.disk
+	d.ents, d.chain = d.ents[:d.synced], d.chain[:d.synced+1]
 	h.up = false
 	h.core = nil
 	h.cachedCommit = 0
@@ -203,16 +220,45 @@ func (h *host) handleReady() {
 		rd := h.core.Ready()
 		h.observe(rd)
 		crash := h.crashIn.matches(rd, h.commit)
-		h.persist(rd)
+		async := h.asyncWrite(rd)
+		h.persist(rd, async)
 		if crash {
 			h.crash()
 			return
 		}
 		h.w.send(h, rd.Messages)
 		h.apply(rd)
-		h.core.Advance(rd)
+		if async {
+			h.core.AdvanceAsync(rd)
+			h.w.schedule(&event{kind: evSync, node: h.id, inc: h.inc}, h.w.rng.Int64N(3*h.w.p.latency))
+		} else {
+			h.core.Advance(rd)
+		}
 		h.maybeCompact()
 	}
+}
+
+// asyncWrite decides whether a Ready's entries are written now and synced
+// later (raft.Node.AdvanceAsync): only a leader's, only when term and vote
+// are unchanged, and only in seeds that test it.
+func (h *host) asyncWrite(rd raft.Ready) bool {
+	hs := rd.HardState
+	return h.w.p.asyncLeader && h.role == raft.RoleLeader && rd.Snapshot == nil && len(rd.Entries) > 0 &&
+		(hs.IsEmpty() || (hs.Term == h.disk.hs.Term && hs.Vote == h.disk.hs.Vote))
+}
+
+// synced finishes an asynchronous write: everything written so far is
+// durable now, and the core hears of it.
+func (h *host) synced() {
+	d := &h.disk
+	d.sync(h)
+	if len(d.ents) == 0 {
+		return
+	}
+	last := d.ents[len(d.ents)-1]
+	h.w.trace.add(h.w.now(), "n%d synced to %d/%d", h.id, last.Term, last.Index)
+	h.core.StableTo(last.Index, last.Term)
+	h.handleReady()
 }
 
 // observe mirrors role and term changes and checks Election Safety.
@@ -233,13 +279,15 @@ func (h *host) observe(rd raft.Ready) {
 	}
 }
 
-// persist writes the Ready's snapshot, entries and hard state.
-func (h *host) persist(rd raft.Ready) {
+// persist writes the Ready's snapshot, entries and hard state, and syncs
+// them if rd.MustSync and not async (a leader's entries synced later).
+func (h *host) persist(rd raft.Ready, async bool) {
 	d := &h.disk
+	sync := rd.MustSync && !async
 	if s := rd.Snapshot; s != nil {
 		_, logChain := decodeSnap(s.Data)
 		h.w.chk.logEntry(h.w, h, s.Meta.Index, s.Meta.Term, logChain)
-		d.snap, d.ents, d.chain = s, nil, []uint64{logChain}
+		d.snap, d.ents, d.chain, d.synced = s, nil, []uint64{logChain}, 0
 	}
 	if len(rd.Entries) > 0 {
 		first := rd.Entries[0].Index
@@ -254,6 +302,7 @@ func (h *host) persist(rd raft.Ready) {
 		keep := first - d.snapIndex() - 1
 		d.ents = append(d.ents[:keep:keep], rd.Entries...)
 		d.chain = d.chain[:keep+1]
+		d.synced = min(d.synced, int(keep))
 		for _, e := range rd.Entries {
 			c := chainHash(d.chain[len(d.chain)-1], e.Term, e.Index, e.Data)
 			d.chain = append(d.chain, c)
@@ -265,7 +314,7 @@ func (h *host) persist(rd raft.Ready) {
 		if hs.Commit < max(d.hs.Commit, h.cachedCommit) {
 			h.w.fail("commit index never moves back", "n%d: commit %d -> %d", h.id, max(d.hs.Commit, h.cachedCommit), hs.Commit)
 		}
-		if rd.MustSync {
+		if sync {
 			d.hs = hs
 			h.cachedCommit = 0
 		} else {
@@ -280,8 +329,8 @@ func (h *host) persist(rd raft.Ready) {
 			h.commit = hs.Commit
 		}
 	}
-	if rd.MustSync && h.cachedCommit > d.hs.Commit {
-		d.hs.Commit = h.cachedCommit
+	if sync {
+		d.sync(h)
 	}
 }
 
@@ -316,7 +365,7 @@ func (h *host) maybeCompact() {
 		return
 	}
 	d := &h.disk
-	if h.sm.applied < d.snapIndex()+h.w.p.snapEvery || h.sm.applied > d.lastIndex() {
+	if h.sm.applied < d.snapIndex()+h.w.p.snapEvery || h.sm.applied > d.syncedLast() {
 		return
 	}
 	logChain, ok := d.chainAt(h.sm.applied)
@@ -330,6 +379,7 @@ func (h *host) maybeCompact() {
 	cut := snap.Meta.Index - d.snapIndex()
 	d.ents = slices.Clone(d.ents[cut:])
 	d.chain = slices.Clone(d.chain[cut:])
+	d.synced -= int(cut)
 	d.snap = &snap
 	h.w.trace.add(h.w.now(), "n%d compacts to %d/%d", h.id, snap.Meta.Term, snap.Meta.Index)
 }

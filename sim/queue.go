@@ -9,7 +9,7 @@ type event struct {
 	seq  uint64
 	kind eventKind
 	node uint64 // the node the event happens to
-	inc  int    // node incarnation a tick belongs to
+	inc  int    // node incarnation a tick or sync belongs to
 	msg  *inflightMsg
 }
 
@@ -20,6 +20,7 @@ const (
 	evDeliver
 	evPropose
 	evNemesis
+	evSync
 )
 
 type eventQueue []*event

@@ -110,6 +110,7 @@ type params struct {
 	maxMsgBytes   uint64
 	maxInflight   int
 	snapEvery     uint64  // compact after this many applied entries
+	asyncLeader   bool    // leaders sync their own entries after replicating
 	dropRate      float64 // per message
 	dupRate       float64
 	latency       int64 // base one-way latency, µs
@@ -130,6 +131,7 @@ func chooseParams(rng *rand.Rand, nodes int) params {
 		maxMsgBytes:   []uint64{1, 64, 512, 1 << 20}[rng.IntN(4)],
 		maxInflight:   []int{1, 4, 256}[rng.IntN(3)],
 		snapEvery:     uint64(5 + rng.IntN(60)),
+		asyncLeader:   rng.IntN(2) == 0,
 		dropRate:      []float64{0, 0.02, 0.1, 0.2}[rng.IntN(4)],
 		dupRate:       []float64{0, 0.02, 0.1}[rng.IntN(3)],
 		latency:       int64(500 + rng.IntN(4000)),
@@ -140,8 +142,8 @@ func chooseParams(rng *rand.Rand, nodes int) params {
 }
 
 func (p params) String() string {
-	return fmt.Sprintf("nodes=%d prevote=%v checkquorum=%v maxmsg=%d inflight=%d snapevery=%d drop=%.2f dup=%.2f latency=%dus",
-		p.nodes, p.preVote, p.checkQuorum, p.maxMsgBytes, p.maxInflight, p.snapEvery, p.dropRate, p.dupRate, p.latency)
+	return fmt.Sprintf("nodes=%d prevote=%v checkquorum=%v asyncleader=%v maxmsg=%d inflight=%d snapevery=%d drop=%.2f dup=%.2f latency=%dus",
+		p.nodes, p.preVote, p.checkQuorum, p.asyncLeader, p.maxMsgBytes, p.maxInflight, p.snapEvery, p.dropRate, p.dupRate, p.latency)
 }
 
 // Run simulates one seed and returns its result. A property violation (or a

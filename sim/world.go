@@ -133,6 +133,10 @@ func (w *world) processNext() {
 		w.schedule(&event{kind: evTick, node: h.id, inc: h.inc}, h.tickEvery)
 	case evDeliver:
 		w.deliver(e.msg)
+	case evSync:
+		if h := w.nodes[e.node-1]; h.up && h.inc == e.inc {
+			h.synced()
+		}
 	case evPropose:
 		if w.faulty {
 			w.propose()
