@@ -35,6 +35,9 @@ type Config struct {
 	SnapshotBytes int64
 	// MaxBatch bounds the proposals folded into one Ready. Default 4096.
 	MaxBatch int
+	// MaxCommandBytes bounds one proposed command. Default and maximum
+	// 1 MiB, so that any entry fits a transport frame and a WAL record.
+	MaxCommandBytes int
 	// NoSync skips fsync. Unsafe: acknowledged writes can be lost on a
 	// machine crash. For tests and benchmarks of the CPU path only.
 	NoSync bool
@@ -44,6 +47,11 @@ type Config struct {
 	// Logger receives the node's logs. Default: slog.Default().
 	Logger *slog.Logger
 }
+
+// MaxCommandBytes is the largest command a Node accepts: well under the
+// transport's frame limit and the WAL's record limit, so that an accepted
+// command can always be stored and replicated.
+const MaxCommandBytes = 1 << 20
 
 // ErrInvalidConfig is wrapped by every configuration error.
 var ErrInvalidConfig = errors.New("node: invalid config")
@@ -81,6 +89,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 4096
+	}
+	if c.MaxCommandBytes <= 0 || c.MaxCommandBytes > MaxCommandBytes {
+		c.MaxCommandBytes = MaxCommandBytes
 	}
 	if c.Seed == 0 {
 		c.Seed = uint64(time.Now().UnixNano()) ^ c.ID<<48

@@ -13,15 +13,26 @@ import (
 func (n *Node) run() {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer func() {
+		close(n.exiting)
 		ticker.Stop()
 		n.lastStatus = n.core.Status()
 		n.tr.Close()
 		if err := n.wal.Close(); err != nil && n.err == nil {
 			n.err = err
 		}
+		stopped := fmt.Errorf("%w: %w", ErrStopped, ErrOutcomeUnknown)
 		for idx, p := range n.waiters {
-			p.done <- proposalResult{err: ErrStopped}
+			p.done <- proposalResult{err: stopped}
 			delete(n.waiters, idx)
+		}
+		for {
+			select {
+			case p := <-n.propc:
+				p.done <- proposalResult{err: ErrStopped}
+				continue
+			default:
+			}
+			break
 		}
 		close(n.done)
 	}()
@@ -88,9 +99,9 @@ func (n *Node) propose(p *proposal) {
 	}
 	p.index, p.term = idx, term
 	if old, ok := n.waiters[idx]; ok {
-		// The slot was given to an earlier proposal of an older term that
-		// has been overwritten.
-		old.done <- proposalResult{err: ErrProposalLost}
+		// The slot held an earlier proposal of an older term, overwritten
+		// here; another node may still hold it and commit it.
+		old.done <- proposalResult{err: ErrOutcomeUnknown}
 	}
 	n.waiters[idx] = p
 	n.metrics.proposals.Add(1)
@@ -199,6 +210,7 @@ func (n *Node) apply(rd raft.Ready) error {
 			return fmt.Errorf("node %d: installing snapshot %d/%d: %w", n.cfg.ID, s.Meta.Term, s.Meta.Index, err)
 		}
 		n.applied, n.snapIndex, n.sinceSnap = s.Meta.Index, s.Meta.Index, 0
+		n.metrics.applied.Store(n.applied)
 		for idx, p := range n.waiters {
 			if idx <= s.Meta.Index {
 				// Its fate is inside the snapshot.
@@ -206,6 +218,7 @@ func (n *Node) apply(rd raft.Ready) error {
 				delete(n.waiters, idx)
 			}
 		}
+		n.failSuperseded(s.Meta.Index, s.Meta.Term)
 	}
 	if len(rd.CommittedEntries) == 0 {
 		return nil
@@ -245,9 +258,27 @@ func (n *Node) apply(rd raft.Ready) error {
 		n.metrics.proposalLatency.observe(time.Since(p.start))
 		p.done <- proposalResult{val: res}
 	}
-	n.applied = rd.CommittedEntries[len(rd.CommittedEntries)-1].Index
+	last := rd.CommittedEntries[len(rd.CommittedEntries)-1]
+	n.applied = last.Index
 	n.metrics.applied.Store(n.applied)
+	n.failSuperseded(last.Index, last.Term)
 	return nil
+}
+
+// failSuperseded fails the proposals that can no longer commit once an entry
+// of term at index is committed: terms in the committed log never decrease,
+// so a proposal of an older term at a later index was overwritten.
+func (n *Node) failSuperseded(index, term uint64) {
+	if term <= n.appliedTerm {
+		return
+	}
+	n.appliedTerm = term
+	for idx, p := range n.waiters {
+		if idx > index && p.term < term {
+			p.done <- proposalResult{err: ErrProposalLost}
+			delete(n.waiters, idx)
+		}
+	}
 }
 
 // maybeSnapshot compacts the log once enough was applied since the last

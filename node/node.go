@@ -23,6 +23,12 @@ type Command struct {
 // StateMachine is the application a Node replicates. The Node calls it from
 // its one loop goroutine only, so implementations need no locking for these
 // calls (but must lock if other goroutines read their state).
+//
+// Byte slices are shared, never copied: Command.Data is the log's own copy
+// (also sent to followers), Restore's data is the snapshot the node keeps
+// and streams to followers, and the slice Snapshot returns is streamed
+// later. Implementations must not modify any of them, nor keep a reference
+// they later modify.
 type StateMachine interface {
 	// Apply applies committed commands in log order and returns one result
 	// per command. It must be deterministic: every replica applies the same
@@ -37,15 +43,21 @@ type StateMachine interface {
 
 // Errors returned by Propose.
 var (
-	// ErrStopped: the node stopped before the command was applied.
+	// ErrStopped: the node stopped. Alone, it means the command never
+	// reached the log; a command already in the log when the node stopped
+	// gets an error matching both ErrStopped and ErrOutcomeUnknown.
 	ErrStopped = errors.New("node: stopped")
 	// ErrProposalLost: a leader change overwrote the command's log slot;
 	// it was not applied and may be retried.
 	ErrProposalLost = errors.New("node: proposal lost to a leader change; retry")
-	// ErrOutcomeUnknown: a snapshot from a new leader replaced the log
-	// around the command, so this node cannot tell whether it was applied.
-	// Check before retrying (services make retries safe with sessions).
-	ErrOutcomeUnknown = errors.New("node: outcome unknown: a snapshot replaced the log; check before retrying")
+	// ErrOutcomeUnknown: this node can no longer tell whether the command
+	// will be applied (a snapshot replaced the log around it, another node
+	// may still hold it after a leader change, or the node stopped with it
+	// in its log). Check before retrying; services make retries safe with
+	// sessions.
+	ErrOutcomeUnknown = errors.New("node: outcome unknown; check before retrying")
+	// ErrCommandTooLarge: the command exceeds Config.MaxCommandBytes.
+	ErrCommandTooLarge = errors.New("node: command too large")
 )
 
 // NotLeaderError is returned by Propose on a node that is not the leader.
@@ -83,22 +95,24 @@ type Node struct {
 	reportc chan report
 	statusc chan chan raft.Status
 	stopc   chan struct{}
+	exiting chan struct{} // closed when the loop starts to shut down
 	done    chan struct{}
 	stop    sync.Once
 	crashed atomic.Bool // set by crash: stop without the final flush
 	err     error       // why the loop ended; read after done is closed
 
 	// Loop-owned state.
-	waiters    map[uint64]*proposal
-	role       raft.Role
-	lead       uint64
-	persisted  raft.HardState
-	unsaved    raft.HardState // a commit-only change not yet written
-	applied    uint64
-	snapIndex  uint64
-	sinceSnap  int64 // command bytes applied since the last snapshot
-	metrics    *Metrics
-	lastStatus raft.Status
+	waiters     map[uint64]*proposal
+	role        raft.Role
+	lead        uint64
+	persisted   raft.HardState
+	unsaved     raft.HardState // a commit-only change not yet written
+	applied     uint64
+	appliedTerm uint64 // term of the last applied entry
+	snapIndex   uint64
+	sinceSnap   int64 // command bytes applied since the last snapshot
+	metrics     *Metrics
+	lastStatus  raft.Status
 }
 
 type proposal struct {
@@ -133,13 +147,14 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		reportc: make(chan report, 1024),
 		statusc: make(chan chan raft.Status),
 		stopc:   make(chan struct{}),
+		exiting: make(chan struct{}),
 		done:    make(chan struct{}),
 		waiters: map[uint64]*proposal{},
 		metrics: newMetrics(),
 	}
 	w, err := wal.Open(c.DataDir, wal.Options{
 		ClusterID: c.ClusterID, NodeID: c.ID, NoSync: c.NoSync,
-		OnSync: n.metrics.observeSync,
+		OnSync: n.metrics.observeSync, Logger: c.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node %d: opening data directory: %w", c.ID, err)
@@ -168,7 +183,8 @@ func (n *Node) recover() error {
 		if err := n.sm.Restore(s.Data); err != nil {
 			return fmt.Errorf("node %d: restoring snapshot %d/%d: %w", n.cfg.ID, s.Meta.Term, s.Meta.Index, err)
 		}
-		n.applied, n.snapIndex = s.Meta.Index, s.Meta.Index
+		n.applied, n.snapIndex, n.appliedTerm = s.Meta.Index, s.Meta.Index, s.Meta.Term
+		n.metrics.applied.Store(n.applied)
 	}
 	peers := make([]uint64, 0, len(n.cfg.Peers))
 	for id := range n.cfg.Peers {
@@ -217,7 +233,9 @@ func (h handler) ReportUnreachable(id uint64) {
 func (h handler) ReportSnapshot(id uint64, ok bool) {
 	select {
 	case h.n.reportc <- report{id: id, snapshot: true, ok: ok}:
-	case <-h.n.done:
+	case <-h.n.exiting:
+		// The loop is shutting down and may be waiting for the transport
+		// to close; the report no longer matters.
 	}
 }
 
@@ -227,6 +245,9 @@ func (h handler) ReportSnapshot(id uint64, ok bool) {
 func (n *Node) Propose(ctx context.Context, data []byte) ([]byte, error) {
 	if len(data) == 0 {
 		return nil, errors.New("node: empty command (empty entries are reserved for leader no-ops)")
+	}
+	if len(data) > n.cfg.MaxCommandBytes {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d (Config.MaxCommandBytes)", ErrCommandTooLarge, len(data), n.cfg.MaxCommandBytes)
 	}
 	p := &proposal{data: data, done: make(chan proposalResult, 1), start: time.Now()}
 	select {
@@ -242,7 +263,13 @@ func (n *Node) Propose(ctx context.Context, data []byte) ([]byte, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-n.done:
-		return nil, n.stoppedErr()
+		// The loop answers every proposal it took before it closes done.
+		select {
+		case r := <-p.done:
+			return r.val, r.err
+		default:
+			return nil, n.stoppedErr() // never reached the core
+		}
 	}
 }
 
