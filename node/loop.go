@@ -17,6 +17,7 @@ func (n *Node) run() {
 		ticker.Stop()
 		n.lastStatus = n.core.Status()
 		n.tr.Close()
+		<-n.syncerDone
 		if err := n.wal.Close(); err != nil && n.err == nil {
 			n.err = err
 		}
@@ -45,6 +46,7 @@ func (n *Node) run() {
 			return
 		case <-ticker.C:
 			n.core.Tick()
+			n.requestSync()
 		case m := <-n.recvc:
 			n.step(m)
 		case p := <-n.propc:
@@ -53,6 +55,11 @@ func (n *Node) run() {
 			n.handleReport(r)
 		case c := <-n.statusc:
 			c <- n.core.Status()
+		case r := <-n.syncDonec:
+			if err := n.synced(r); err != nil {
+				n.err = err
+				return
+			}
 		}
 		n.drain()
 		if err := n.handleReady(); err != nil {
@@ -81,6 +88,11 @@ func (n *Node) drain() {
 }
 
 func (n *Node) step(m raft.Message) {
+	if m.Type == raft.MsgAppResp {
+		// A follower holds what we sent: our own sync no longer races
+		// ahead of the followers' (syncer.go).
+		n.requestSync()
+	}
 	if err := n.core.Step(m); err != nil {
 		n.metrics.badMessages.Add(1)
 		n.log.Warn("dropping a malformed peer message", "id", n.cfg.ID, "from", m.From, "err", err)
@@ -130,14 +142,20 @@ func (n *Node) handleReady() error {
 		}
 		early, late := n.splitMessages(rd)
 		n.tr.Send(early)
-		if err := n.persist(rd); err != nil {
+		async := n.asyncWrite(rd)
+		if err := n.persist(rd, async); err != nil {
 			return err
 		}
 		n.tr.Send(late)
 		if err := n.apply(rd); err != nil {
 			return err
 		}
-		n.core.Advance(rd)
+		if async {
+			n.core.AdvanceAsync(rd)
+			n.wroteAsync(rd.Entries[len(rd.Entries)-1])
+		} else {
+			n.core.Advance(rd)
+		}
 		if err := n.maybeSnapshot(); err != nil {
 			return err
 		}
@@ -166,7 +184,7 @@ func (n *Node) splitMessages(rd raft.Ready) (early, late []raft.Message) {
 	return early, late
 }
 
-func (n *Node) persist(rd raft.Ready) error {
+func (n *Node) persist(rd raft.Ready, async bool) error {
 	if s := rd.Snapshot; s != nil {
 		if err := n.wal.InstallSnapshot(*s); err != nil {
 			return fmt.Errorf("node %d: storing snapshot %d/%d: %w", n.cfg.ID, s.Meta.Term, s.Meta.Index, err)
@@ -183,7 +201,7 @@ func (n *Node) persist(rd raft.Ready) error {
 		n.unsaved = hs
 		return nil
 	}
-	return n.save(hs, rd.Entries, rd.MustSync)
+	return n.save(hs, rd.Entries, rd.MustSync && !async)
 }
 
 func (n *Node) save(hs raft.HardState, ents []raft.Entry, sync bool) error {
@@ -193,6 +211,9 @@ func (n *Node) save(hs raft.HardState, ents []raft.Entry, sync bool) error {
 	start := time.Now()
 	if err := n.wal.Save(hs, ents, sync); err != nil {
 		return fmt.Errorf("node %d: writing the WAL: %w", n.cfg.ID, err)
+	}
+	if k := len(ents); k > 0 {
+		n.written = syncPoint{ents[k-1].Index, ents[k-1].Term}
 	}
 	n.metrics.walWrite.observe(time.Since(start))
 	if !hs.IsEmpty() {
@@ -289,6 +310,9 @@ func (n *Node) maybeSnapshot() error {
 	if !(byEntries || byBytes) || n.applied <= n.snapIndex {
 		return nil
 	}
+	if err := n.syncNow(); err != nil {
+		return err
+	}
 	data, err := n.sm.Snapshot()
 	if err != nil {
 		return fmt.Errorf("node %d: taking a snapshot at %d: %w", n.cfg.ID, n.applied, err)
@@ -312,6 +336,9 @@ func (n *Node) leaveGracefully() {
 	err := n.handleReady()
 	if err == nil {
 		err = n.save(n.unsaved, nil, true)
+	}
+	if err == nil {
+		err = n.syncNow()
 	}
 	if err != nil && n.err == nil {
 		n.err = err

@@ -96,23 +96,35 @@ type Node struct {
 	statusc chan chan raft.Status
 	stopc   chan struct{}
 	exiting chan struct{} // closed when the loop starts to shut down
-	done    chan struct{}
-	stop    sync.Once
-	crashed atomic.Bool // set by crash: stop without the final flush
-	err     error       // why the loop ended; read after done is closed
+
+	// The leader's deferred syncs (syncer.go): requests, results, and the
+	// syncer goroutine's exit.
+	syncReqc   chan syncPoint
+	syncDonec  chan syncResult
+	syncerDone chan struct{}
+	done       chan struct{}
+	stop       sync.Once
+	crashed    atomic.Bool // set by crash: stop without the final flush
+	err        error       // why the loop ended; read after done is closed
 
 	// Loop-owned state.
-	waiters     map[uint64]*proposal
-	role        raft.Role
-	lead        uint64
-	persisted   raft.HardState
-	unsaved     raft.HardState // a commit-only change not yet written
-	applied     uint64
-	appliedTerm uint64 // term of the last applied entry
-	snapIndex   uint64
-	sinceSnap   int64 // command bytes applied since the last snapshot
-	metrics     *Metrics
-	lastStatus  raft.Status
+	waiters   map[uint64]*proposal
+	role      raft.Role
+	lead      uint64
+	persisted raft.HardState
+	unsaved   raft.HardState // a commit-only change not yet written
+	// unsynced is the last entry written without a sync and not yet
+	// handed to the syncer; syncing is set while a sync runs, and
+	// syncAgain asks for another one when it ends.
+	unsynced           *syncPoint
+	written            syncPoint // the last entry written to the WAL
+	syncing, syncAgain bool
+	applied            uint64
+	appliedTerm        uint64 // term of the last applied entry
+	snapIndex          uint64
+	sinceSnap          int64 // command bytes applied since the last snapshot
+	metrics            *Metrics
+	lastStatus         raft.Status
 }
 
 type proposal struct {
@@ -142,15 +154,18 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 	}
 	n := &Node{
 		cfg: c, log: c.Logger, sm: sm,
-		propc:   make(chan *proposal, c.MaxBatch),
-		recvc:   make(chan raft.Message, 8192),
-		reportc: make(chan report, 1024),
-		statusc: make(chan chan raft.Status),
-		stopc:   make(chan struct{}),
-		exiting: make(chan struct{}),
-		done:    make(chan struct{}),
-		waiters: map[uint64]*proposal{},
-		metrics: newMetrics(),
+		propc:      make(chan *proposal, c.MaxBatch),
+		recvc:      make(chan raft.Message, 8192),
+		reportc:    make(chan report, 1024),
+		statusc:    make(chan chan raft.Status),
+		stopc:      make(chan struct{}),
+		exiting:    make(chan struct{}),
+		syncReqc:   make(chan syncPoint, 1),
+		syncDonec:  make(chan syncResult, 1),
+		syncerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+		waiters:    map[uint64]*proposal{},
+		metrics:    newMetrics(),
 	}
 	w, err := wal.Open(c.DataDir, wal.Options{
 		ClusterID: c.ClusterID, NodeID: c.ID, NoSync: c.NoSync,
@@ -172,6 +187,7 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		return nil, fmt.Errorf("node %d: starting transport: %w", c.ID, err)
 	}
 	n.tr = tr
+	go n.runSyncer()
 	go n.run()
 	return n, nil
 }

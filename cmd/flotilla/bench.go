@@ -102,12 +102,16 @@ type benchRaftResult struct {
 	MaxMicros    float64 `json:"max_us"`
 	Fsyncs       uint64  `json:"leader_fsyncs"`
 	LeaderChange uint64  `json:"leader_changes"`
+	FirstError   string  `json:"first_error,omitempty"`
 }
 
 func (r benchRaftResult) print(w io.Writer) {
 	fmt.Fprintf(w, "%s\n", r.Command)
 	fmt.Fprintf(w, "nodes %d, clients %d, value %d B, fsync %v, %.1f s\n", r.Nodes, r.Clients, r.ValueSize, r.Fsync, r.Seconds)
 	fmt.Fprintf(w, "proposals      %d (%d errors)\n", r.Proposals, r.Errors)
+	if r.FirstError != "" {
+		fmt.Fprintf(w, "first error    %s\n", r.FirstError)
+	}
 	fmt.Fprintf(w, "throughput     %.0f proposals/s\n", r.PerSecond)
 	fmt.Fprintf(w, "latency        p50 %.0f us  p90 %.0f us  p99 %.0f us  p99.9 %.0f us  max %.0f us\n",
 		r.P50Micros, r.P90Micros, r.P99Micros, r.P999Micros, r.MaxMicros)
@@ -144,6 +148,7 @@ func benchRaft(ctx context.Context, o benchRaftOpts) (benchRaftResult, error) {
 	for i := range value {
 		value[i] = byte('a' + i%26)
 	}
+	var firstErr error
 	run := func(d time.Duration, record bool) ([]time.Duration, int) {
 		var mu sync.Mutex
 		var lats []time.Duration
@@ -154,6 +159,7 @@ func benchRaft(ctx context.Context, o benchRaftOpts) (benchRaftResult, error) {
 			wg.Go(func() {
 				var mine []time.Duration
 				bad := 0
+				var last error
 				for time.Now().Before(deadline) {
 					start := time.Now()
 					pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -161,18 +167,22 @@ func benchRaft(ctx context.Context, o benchRaftOpts) (benchRaftResult, error) {
 					cancel()
 					if err != nil {
 						bad++
+						last = err
 						if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, node.ErrStopped) {
-							return
+							break // leadership moved: this run measures one leader
 						}
 						continue
 					}
 					mine = append(mine, time.Since(start))
 				}
+				mu.Lock()
+				defer mu.Unlock()
+				if last != nil && firstErr == nil {
+					firstErr = last
+				}
 				if record {
-					mu.Lock()
 					lats = append(lats, mine...)
 					errs += bad
-					mu.Unlock()
 				}
 			})
 		}
@@ -203,6 +213,12 @@ func benchRaft(ctx context.Context, o benchRaftOpts) (benchRaftResult, error) {
 		P50Micros: pct(0.50), P90Micros: pct(0.90), P99Micros: pct(0.99), P999Micros: pct(0.999), MaxMicros: pct(1),
 		Fsyncs:       after.WALSync.Count - before.WALSync.Count,
 		LeaderChange: after.LeaderChanges - before.LeaderChanges,
+	}
+	if res.Errors > 0 {
+		res.FirstError = firstErr.Error()
+	}
+	if len(lats) == 0 && firstErr != nil {
+		return res, fmt.Errorf("no proposal succeeded: %w", firstErr)
 	}
 	return res, nil
 }
