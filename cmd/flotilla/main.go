@@ -47,10 +47,12 @@ func newRootCmd() *cobra.Command {
 		Long: `flotilla holds the classic fault-tolerant distributed systems as runnable
 software, all standing on one consensus core written from scratch.
 
-Today it ships the pure Raft core (package raft) and a deterministic
-simulator that tries to break it under message loss, duplication,
-reordering, partitions and crashes.`,
+Today it ships the pure Raft core with a deterministic simulator that tries
+to break it under message loss, duplication, reordering, partitions and
+crashes, and durable networked Raft nodes (a write-ahead log and a TCP
+transport) with a benchmark of replicated proposals.`,
 		Example: `  flotilla sim raft --seeds 1000
+  flotilla bench raft --clients 64 --duration 10s
   flotilla version`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
