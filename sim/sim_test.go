@@ -10,7 +10,7 @@ import (
 )
 
 var (
-	flagSeeds = flag.Int("sim.seeds", 1000, "number of seeds TestSeeds runs")
+	flagSeeds = flag.Int("sim.seeds", 3000, "number of seeds TestSeeds runs")
 	flagFirst = flag.Int64("sim.first", 1, "first seed TestSeeds runs")
 	flagSteps = flag.Int("sim.steps", DefaultSteps, "faulty-phase events per seed in TestSeeds")
 )
