@@ -1,10 +1,6 @@
 package sim
 
-import (
-	"errors"
-
-	"github.com/flotilla-dev/flotilla/raft"
-)
+import "github.com/flotilla-dev/flotilla/raft"
 
 // inflightMsg is a message on the simulated wire; fromInc is the sender's
 // incarnation, so a snapshot report never reaches a restarted sender.
@@ -46,8 +42,4 @@ func (n *network) healAll() {
 	for i := range n.blocked {
 		clear(n.blocked[i])
 	}
-}
-
-func asNotLeader(err error, target **raft.NotLeaderError) bool {
-	return errors.As(err, target)
 }

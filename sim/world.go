@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -167,7 +168,7 @@ func (w *world) propose() {
 	idx, term, err := h.core.Propose(cmd)
 	if err != nil {
 		var nl *raft.NotLeaderError
-		if asNotLeader(err, &nl) {
+		if errors.As(err, &nl) {
 			w.lastLead = nl.Leader
 		}
 		w.trace.add(w.now(), "client -> n%d propose %s: %v", target, cmd, err)
