@@ -17,14 +17,8 @@ import (
 )
 
 func newBenchCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "bench",
-		Short:   "Measure flotilla's systems",
-		Example: "  flotilla bench raft --clients 64 --duration 10s",
-	}
-	cmd.AddCommand(newBenchRaftCmd())
-	asGroup(cmd)
-	return cmd
+	return newGroup("bench", "Measure flotilla's systems",
+		"  flotilla bench raft --clients 64 --duration 10s", newBenchRaftCmd())
 }
 
 type benchRaftOpts struct {

@@ -63,6 +63,14 @@ transport) with a benchmark of replicated proposals.`,
 	return root
 }
 
+// newGroup returns a command that only holds subs.
+func newGroup(use, short, example string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Example: example}
+	cmd.AddCommand(subs...)
+	asGroup(cmd)
+	return cmd
+}
+
 // asGroup makes a command that only holds subcommands print its help when
 // run bare and reject unknown subcommands with a usage error.
 func asGroup(cmd *cobra.Command) {

@@ -12,14 +12,8 @@ import (
 )
 
 func newSimCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "sim",
-		Short:   "Run deterministic simulations that try to break the consensus cores",
-		Example: "  flotilla sim raft --seeds 1000",
-	}
-	cmd.AddCommand(newSimRaftCmd())
-	asGroup(cmd)
-	return cmd
+	return newGroup("sim", "Run deterministic simulations that try to break the consensus cores",
+		"  flotilla sim raft --seeds 1000", newSimRaftCmd())
 }
 
 func newSimRaftCmd() *cobra.Command {
