@@ -12,13 +12,12 @@ const (
 	// MaxKeyBytes bounds a Key and a Range End.
 	MaxKeyBytes = 4 << 10
 	// MaxValueBytes bounds a Value, a CAS Expect, Value and Expect of one
-	// CAS together, and the value Append produces. It is 1 MiB minus room
-	// for the key, the encoding and the rsm session header, so that any
-	// command fits one log entry (node.Config.MaxCommandBytes, 1 MiB).
-	MaxValueBytes = 1<<20 - 16<<10
+	// CAS together, and the value Append produces: 1 MiB.
+	MaxValueBytes = 1 << 20
 	// MaxCommandBytes bounds an encoded Command; a valid command is always
-	// smaller.
-	MaxCommandBytes = 1<<20 - 4<<10
+	// smaller. With the rsm session header it still fits one log entry
+	// (node.MaxCommandBytes, 2 MiB).
+	MaxCommandBytes = MaxValueBytes + 4*MaxKeyBytes
 	// MaxRangeLimit is the default and the largest Command.Limit.
 	MaxRangeLimit = 1000
 )

@@ -137,13 +137,13 @@ func TestRangePrefixEdges(t *testing.T) {
 
 func TestRangeByteBudget(t *testing.T) {
 	a := newApplier(t)
-	big := bytes.Repeat([]byte("v"), MaxValueBytes)
+	big := bytes.Repeat([]byte("v"), MaxRangeBytes/2-1<<10) // two fit, three do not
 	for i := range 3 {
 		a.do(Command{Op: OpPut, Key: fmt.Appendf(nil, "k%d", i), Value: big})
 	}
 	r := a.do(Command{Op: OpRange})
 	if len(r.KVs) != 2 || !r.More {
-		t.Fatalf("Range over 3 MiB-sized values: %d KVs, More=%v; want 2 and More", len(r.KVs), r.More)
+		t.Fatalf("Range over 3 values of MaxRangeBytes/2: %d KVs, More=%v; want 2 and More", len(r.KVs), r.More)
 	}
 	if n := len(EncodeResult(r)); n > MaxResultBytes {
 		t.Errorf("encoded Range result is %d bytes, over MaxResultBytes %d", n, MaxResultBytes)

@@ -36,7 +36,7 @@ type Config struct {
 	// MaxBatch bounds the proposals folded into one Ready. Default 4096.
 	MaxBatch int
 	// MaxCommandBytes bounds one proposed command. Default and maximum
-	// 1 MiB, so that any entry fits a transport frame and a WAL record.
+	// 2 MiB (MaxCommandBytes), so that any entry fits a transport frame and a WAL record.
 	MaxCommandBytes int
 	// NoSync skips fsync. Unsafe: acknowledged writes can be lost on a
 	// machine crash. For tests and benchmarks of the CPU path only.
@@ -51,7 +51,7 @@ type Config struct {
 // MaxCommandBytes is the largest command a Node accepts: well under the
 // transport's frame limit and the WAL's record limit, so that an accepted
 // command can always be stored and replicated.
-const MaxCommandBytes = 1 << 20
+const MaxCommandBytes = 2 << 20
 
 // ErrInvalidConfig is wrapped by every configuration error.
 var ErrInvalidConfig = errors.New("node: invalid config")
