@@ -201,3 +201,23 @@ func (s *Store) Hash() uint64 {
 func clone(b []byte) []byte {
 	return append([]byte(nil), b...)
 }
+
+// Read answers a Get or Range command from the local state, without going
+// through the log: a serializable read that may lag the cluster. The
+// returned slices belong to the store and must not be modified. Other
+// commands, or ones that do not validate, are an error.
+func (s *Store) Read(c Command) (Result, error) {
+	if c.Op != OpGet && c.Op != OpRange {
+		return Result{}, c.invalid("only Get and Range can be read locally")
+	}
+	if err := c.Validate(); err != nil {
+		return Result{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if c.Op == OpRange {
+		return s.scan(c), nil
+	}
+	e, found := s.tree.Get(entry{key: c.Key})
+	return Result{Found: found, Value: e.value, Version: e.version}, nil
+}

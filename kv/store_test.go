@@ -268,3 +268,30 @@ func TestPrefixEnd(t *testing.T) {
 		t.Errorf("paged prefix Range (-want +got):\n%s", d)
 	}
 }
+
+func TestReadMatchesApply(t *testing.T) {
+	a := newApplier(t)
+	for i := range 5 {
+		a.do(Command{Op: OpPut, Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "v%d", i)})
+	}
+	for _, c := range []Command{
+		{Op: OpGet, Key: []byte("k3")},
+		{Op: OpGet, Key: []byte("missing")},
+		{Op: OpRange, Key: []byte("k1"), End: []byte("k4")},
+		{Op: OpRange, Key: []byte("k"), Prefix: true, Limit: 2},
+	} {
+		got, err := a.s.Read(c)
+		if err != nil {
+			t.Fatalf("Read(%v): %v", c.Op, err)
+		}
+		if d := cmp.Diff(a.do(c), got); d != "" {
+			t.Errorf("Read(%v %q) differs from Apply (-apply +read):\n%s", c.Op, c.Key, d)
+		}
+	}
+	if _, err := a.s.Read(Command{Op: OpPut, Key: []byte("k")}); !errors.Is(err, ErrInvalidCommand) {
+		t.Errorf("Read(Put) = %v, want ErrInvalidCommand", err)
+	}
+	if _, err := a.s.Read(Command{Op: OpGet}); !errors.Is(err, ErrInvalidCommand) {
+		t.Errorf("Read(Get with no key) = %v, want ErrInvalidCommand", err)
+	}
+}
