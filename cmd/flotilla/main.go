@@ -47,18 +47,22 @@ func newRootCmd() *cobra.Command {
 		Long: `flotilla holds the classic fault-tolerant distributed systems as runnable
 software, all standing on one consensus core written from scratch.
 
-Today it ships the pure Raft core with a deterministic simulator that tries
-to break it under message loss, duplication, reordering, partitions and
-crashes, and durable networked Raft nodes (a write-ahead log and a TCP
-transport) with a benchmark of replicated proposals.`,
-		Example: `  flotilla sim raft --seeds 1000
+Today it ships a linearizable replicated key-value store (flotilla up starts
+a local cluster; flotilla kv reads and writes it), the pure Raft core under
+it with a deterministic simulator that tries to break it under message loss,
+duplication, reordering, partitions and crashes, and benchmarks.`,
+		Example: `  flotilla up
+  flotilla kv put greeting hello
+  flotilla kv get greeting
+  flotilla status
+  flotilla sim raft --seeds 1000
   flotilla bench raft --clients 64 --duration 10s
   flotilla version`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersionCmd(), newSimCmd(), newBenchCmd())
+	root.AddCommand(newUpCmd(), newKVCmd(), newStatusCmd(), newVersionCmd(), newSimCmd(), newBenchCmd())
 	asGroup(root)
 	return root
 }
