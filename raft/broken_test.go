@@ -27,6 +27,9 @@ func TestSimCatchesBrokenRules(t *testing.T) {
 		// must not count itself before its copy is durable; otherwise a
 		// crash loses entries a "quorum" acknowledged.
 		{"async-leader-counts-itself-early", raft.BreakAsyncDurability, sim.Options{Nodes: 3}},
+		// Dissertation §6.4: a deposed leader that answers reads without
+		// confirming its leadership with a quorum serves stale data.
+		{"read-without-confirmation", raft.BreakReadConfirmation, sim.Options{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := tc.opts
@@ -38,7 +41,7 @@ func TestSimCatchesBrokenRules(t *testing.T) {
 			v := sum.Violations[0]
 			t.Logf("%d of %d seeds caught it; first: %v", len(sum.Violations), sum.Seeds, v)
 			switch v.Property {
-			case "Leader Completeness", "State Machine Safety", "Log Matching":
+			case "Leader Completeness", "State Machine Safety", "Log Matching", "Read Linearizability":
 			default:
 				t.Errorf("seed %d: caught as %q, want a safety property; detail: %s", v.Seed, v.Property, v.Detail)
 			}

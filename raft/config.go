@@ -67,6 +67,15 @@ type Config struct {
 	// that hear from a leader ignore vote requests until an election
 	// timeout passes (dissertation §6.2, §4.2.3).
 	CheckQuorum bool
+	// LeaseReads lets a leader answer ReadIndex at once, without a
+	// heartbeat round, while its lease holds: a quorum answered a round it
+	// started less than 90% of ElectionTicks ago, minus one tick. It
+	// requires CheckQuorum, under which those voters refuse to vote for
+	// another leader until a full election timeout after that round
+	// reached them. The lease is safe only while no node's ticks run more
+	// than about 10% faster than the leader's: a bounded clock-rate drift,
+	// not synchronised clocks (docs/raft.md).
+	LeaseReads bool
 	// SnapshotTimeoutTicks is how long a leader waits for the outcome of a
 	// MsgSnap before it treats the snapshot as lost and sends it again.
 	// Hosts report outcomes with ReportSnapshot as soon as they know them;
@@ -110,6 +119,8 @@ type unsafeRules struct {
 	// asyncCountsSelf makes a leader count entries toward a quorum as soon
 	// as AdvanceAsync reports them written, before they are durable.
 	asyncCountsSelf bool
+	// readWithoutQuorum answers reads without a heartbeat round.
+	readWithoutQuorum bool
 }
 
 // ErrInvalidConfig is wrapped by every error Config.validate returns.
@@ -132,6 +143,10 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.HeartbeatTicks < 0 || d.ElectionTicks <= d.HeartbeatTicks {
 		return d, fmt.Errorf("%w: ElectionTicks (%d) must exceed HeartbeatTicks (%d), both positive",
 			ErrInvalidConfig, d.ElectionTicks, d.HeartbeatTicks)
+	}
+	if d.LeaseReads && (!d.CheckQuorum || d.ElectionTicks*9/10-1 < 1) {
+		return d, fmt.Errorf("%w: LeaseReads needs CheckQuorum and ElectionTicks of at least 3 (got CheckQuorum=%v, ElectionTicks=%d)",
+			ErrInvalidConfig, d.CheckQuorum, d.ElectionTicks)
 	}
 	if d.SnapshotTimeoutTicks <= 0 {
 		d.SnapshotTimeoutTicks = 10 * d.ElectionTicks

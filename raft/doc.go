@@ -27,6 +27,8 @@
 // (dissertation §9.6), check-quorum (§6.2), log replication with fast
 // conflict back-off and per-follower flow control (probe and replicate
 // states, a bounded window of in-flight messages), commitment by counting
-// current-term replicas (Raft §5.4.2), and log compaction with snapshots
-// (Raft §7). Quorums are computed through package quorum.
+// current-term replicas (Raft §5.4.2), log compaction with snapshots
+// (Raft §7), and linearizable reads without a log write: ReadIndex with one
+// heartbeat round shared by all reads of a Ready, or leader leases
+// (dissertation §6.4). Quorums are computed through package quorum.
 package raft

@@ -14,3 +14,7 @@ func BreakVoteLogCheck(c *Config) { c.unsafe.voteWithoutLogCheck = true }
 // BreakAsyncDurability makes a leader that writes its log asynchronously
 // count its entries toward a quorum before they are durable.
 func BreakAsyncDurability(c *Config) { c.unsafe.asyncCountsSelf = true }
+
+// BreakReadConfirmation makes a leader answer ReadIndex at once, without
+// confirming with a quorum that it still leads (dissertation §6.4 step 3).
+func BreakReadConfirmation(c *Config) { c.unsafe.readWithoutQuorum = true }

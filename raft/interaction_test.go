@@ -10,9 +10,9 @@ package raft_test
 //
 //	go test ./raft -run TestInteraction -rewrite
 //
-// Commands (IDs are positional):
+// Commands (IDs are positional; read-index is listed in read_index.txt):
 //
-//	add-nodes N [prevote=true] [checkquorum=true] [max-msg-bytes=B]
+//	add-nodes N [prevote=true] [checkquorum=true] [lease=true] [max-msg-bytes=B]
 //	          [max-inflight=K] [election=T] [heartbeat=T]
 //	                          start nodes 1..N (election=10, heartbeat=1 ticks)
 //	reset                     throw the cluster away (to start another one)
@@ -222,6 +222,19 @@ func (c *cluster) run(t *testing.T, d *datadriven.TestData) string {
 			fmt.Fprintf(&w, "%s (durable: term=%d vote=%s commit=%d, %d entries after snapshot %d)\n",
 				roleLine(m), m.store.hs.Term, idName(m.store.hs.Vote), m.store.hs.Commit, len(m.store.ents), m.store.snapIndex())
 		}
+	case "read-index":
+		pos := positional(d)
+		var id uint64
+		d.ScanArgs(t, "id", &id)
+		if len(pos) != 1 {
+			d.Fatalf(t, "read-index NODE id=N")
+		}
+		m := c.member(t, d, pos[0])
+		if err := m.node.ReadIndex(id); err != nil {
+			fmt.Fprintf(&w, "%d: %v\n", m.id, err)
+		} else {
+			fmt.Fprintln(&w, roleLine(m))
+		}
 	case "status":
 		each(func(m *member) { writeStatus(&w, m.node.Status()) })
 	case "raft-log":
@@ -291,6 +304,7 @@ func (c *cluster) addNodes(t *testing.T, d *datadriven.TestData) {
 	tmpl := raft.Config{ElectionTicks: 10, HeartbeatTicks: 1}
 	d.MaybeScanArgs(t, "prevote", &tmpl.PreVote)
 	d.MaybeScanArgs(t, "checkquorum", &tmpl.CheckQuorum)
+	d.MaybeScanArgs(t, "lease", &tmpl.LeaseReads)
 	d.MaybeScanArgs(t, "max-msg-bytes", &tmpl.MaxMsgBytes)
 	d.MaybeScanArgs(t, "max-inflight", &tmpl.MaxInflightMsgs)
 	d.MaybeScanArgs(t, "election", &tmpl.ElectionTicks)
@@ -549,99 +563,4 @@ func (c *cluster) checkSafety(t *testing.T, d *datadriven.TestData) {
 		}
 		c.leaders[st.Term] = m.id
 	}
-}
-
-func idName(id uint64) string {
-	if id == raft.None {
-		return "none"
-	}
-	return strconv.FormatUint(id, 10)
-}
-
-func roleLine(m *member) string {
-	st := m.node.Status()
-	return fmt.Sprintf("%d: %s term=%d lead=%s", m.id, st.Role, st.Term, idName(st.Lead))
-}
-
-// fmtEntries prints entries as term/index[:data], separated by spaces.
-func fmtEntries(ents ...raft.Entry) string {
-	parts := make([]string, len(ents))
-	for i, e := range ents {
-		parts[i] = fmt.Sprintf("%d/%d", e.Term, e.Index)
-		if len(e.Data) > 0 {
-			parts[i] += ":" + string(e.Data)
-		}
-	}
-	return strings.Join(parts, " ")
-}
-
-func fmtMsg(m raft.Message) string {
-	s := fmt.Sprintf("%d->%d %s term=%d", m.From, m.To, m.Type, m.Term)
-	switch m.Type {
-	case raft.MsgVote, raft.MsgPreVote:
-		s += fmt.Sprintf(" last=%d/%d", m.LogTerm, m.Index)
-	case raft.MsgApp:
-		s += fmt.Sprintf(" prev=%d/%d commit=%d", m.LogTerm, m.Index, m.Commit)
-		if len(m.Entries) > 0 {
-			s += " entries=[" + fmtEntries(m.Entries...) + "]"
-		}
-	case raft.MsgAppResp:
-		s += fmt.Sprintf(" index=%d", m.Index)
-		if m.Reject {
-			s += fmt.Sprintf(" rejected hint=%d/%d", m.LogTerm, m.RejectHint)
-		}
-	case raft.MsgHeartbeat:
-		s += fmt.Sprintf(" commit=%d", m.Commit)
-	case raft.MsgSnap:
-		s += fmt.Sprintf(" snapshot=%d/%d voters=%v", m.Snapshot.Meta.Term, m.Snapshot.Meta.Index, m.Snapshot.Meta.ConfState.Voters)
-	}
-	if m.Reject && m.Type != raft.MsgAppResp {
-		s += " rejected"
-	}
-	return s
-}
-
-func writeReady(w *strings.Builder, rd raft.Ready, lost []bool) {
-	if ss := rd.SoftState; ss != nil {
-		fmt.Fprintf(w, "  State: %s lead=%s\n", ss.Role, idName(ss.Lead))
-	}
-	if hs := rd.HardState; !hs.IsEmpty() {
-		fmt.Fprintf(w, "  HardState term=%d vote=%s commit=%d\n", hs.Term, idName(hs.Vote), hs.Commit)
-	}
-	if s := rd.Snapshot; s != nil {
-		fmt.Fprintf(w, "  Snapshot %d/%d voters=%v data=%q\n", s.Meta.Term, s.Meta.Index, s.Meta.ConfState.Voters, s.Data)
-	}
-	if len(rd.Entries) > 0 {
-		fmt.Fprintf(w, "  Entries: %s\n", fmtEntries(rd.Entries...))
-	}
-	if len(rd.CommittedEntries) > 0 {
-		fmt.Fprintf(w, "  CommittedEntries: %s\n", fmtEntries(rd.CommittedEntries...))
-	}
-	if len(rd.Messages) > 0 {
-		fmt.Fprintln(w, "  Messages:")
-		for i, m := range rd.Messages {
-			note := ""
-			if lost[i] {
-				note = "  (lost: partition)"
-			}
-			fmt.Fprintf(w, "    %s%s\n", fmtMsg(m), note)
-		}
-	}
-}
-
-func writeStatus(w *strings.Builder, st raft.Status) {
-	fmt.Fprintf(w, "%d: %s term=%d vote=%s lead=%s commit=%d applied=%d snapshot=%d last=%d\n",
-		st.ID, st.Role, st.Term, idName(st.Vote), idName(st.Lead), st.Commit, st.Applied, st.SnapshotIndex, st.LastIndex)
-	for _, p := range st.Progress {
-		fmt.Fprintf(w, "  progress %d: %s match=%d next=%d inflight=%d active=%t\n", p.ID, p.State, p.Match, p.Next, p.Inflight, p.RecentActive)
-	}
-}
-
-func writeStore(w *strings.Builder, m *member) {
-	hs := m.store.hs
-	fmt.Fprintf(w, "%d: durable term=%d vote=%s commit=%d\n", m.id, hs.Term, idName(hs.Vote), hs.Commit)
-	if s := m.store.snap; s != nil {
-		fmt.Fprintf(w, "  snapshot %d/%d data=%q\n", s.Meta.Term, s.Meta.Index, s.Data)
-	}
-	fmt.Fprintf(w, "  entries: %s\n", fmtEntries(m.store.ents...))
 }

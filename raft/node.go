@@ -94,8 +94,24 @@ type Node struct {
 	// outstanding is set while a Ready is handed out and not yet Advanced.
 	outstanding bool
 
+	// Reads (read.go): reads waiting for a heartbeat round, reads held
+	// until the leader commits in its term, the last round started and
+	// whether reads wait for a new one, and confirmed reads for the next
+	// Ready. ticks counts every Tick; roundTicks remembers when recent
+	// rounds started and leaseStart when the newest confirmed one did.
+	reads, readsHeld []readRequest
+	readRound        uint64
+	readRoundDue     bool
+	readStates       []ReadState
+	ticks            uint64
+	roundTicks       [64]roundStart
+	leaseStart       uint64
+
 	step func(*Node, Message) error
 }
+
+// roundStart records the tick at which a heartbeat round started.
+type roundStart struct{ round, tick uint64 }
 
 // New returns a Node for cfg: a new member, or a restarted one when
 // cfg.Restore is set. It starts as a follower.
@@ -104,7 +120,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{id: c.ID, cfg: c}
+	n := &Node{id: c.ID, cfg: c, ticks: 1}
 	voters := c.Peers
 	if rs := c.Restore; rs != nil {
 		if err := n.restorePersisted(rs); err != nil {
@@ -189,6 +205,7 @@ func (n *Node) ID() uint64 { return n.id }
 // heartbeat timeouts are counted in ticks (Config.ElectionTicks,
 // Config.HeartbeatTicks).
 func (n *Node) Tick() {
+	n.ticks++
 	if n.role == RoleLeader {
 		n.tickHeartbeat()
 		return

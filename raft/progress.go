@@ -47,7 +47,10 @@ type progress struct {
 	// RecentActive is set by any message from the member and cleared by the
 	// leader at every election timeout for check-quorum.
 	RecentActive bool
-	Inflights    *inflights
+	// RoundAcked is the newest heartbeat round (read.go) the member
+	// answered in this term.
+	RoundAcked uint64
+	Inflights  *inflights
 }
 
 func (p *progress) resetState(s ProgressState) {

@@ -36,6 +36,10 @@ type Ready struct {
 	// MustSync says step 1 must end with a sync (fsync). It is false when
 	// only the commit index changed: losing that in a crash is harmless.
 	MustSync bool
+	// ReadStates are reads confirmed since the last Ready (see ReadIndex):
+	// serve each once the state machine has applied its Index. They need
+	// not wait for step 1.
+	ReadStates []ReadState
 }
 
 // HasReady reports whether Ready would return any work.
@@ -48,7 +52,7 @@ func (n *Node) HasReady() bool {
 		n.hardState() != n.prevHard ||
 		n.log.pendingSnapshot != nil ||
 		len(n.log.toWrite()) > 0 ||
-		len(n.msgs) > 0 ||
+		len(n.msgs) > 0 || len(n.readStates) > 0 || n.readRoundDue ||
 		n.log.hasNextCommitted()
 }
 
@@ -87,6 +91,7 @@ func (n *Node) Ready() Ready {
 		n.log.applying = ents[len(ents)-1].Index
 	}
 	rd.Messages, n.msgs = n.msgs, nil
+	rd.ReadStates, n.readStates = n.readStates, nil
 	n.outstanding = true
 	return rd
 }

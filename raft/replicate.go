@@ -111,6 +111,7 @@ func (n *Node) maybeCommit() bool {
 		return false
 	}
 	n.log.commitTo(mci)
+	n.releaseHeldReads()
 	return true
 }
 
@@ -158,16 +159,23 @@ func (n *Node) flushBroadcasts() {
 		}
 	}
 	n.appendPending, n.commitPending = false, false
+	n.bcastReadRound()
 }
 
+// bcastHeartbeat sends a round of heartbeats. Each round has a number
+// that followers echo: a quorum answering round r confirms that this node
+// still led when r started, which confirms reads (read.go).
 func (n *Node) bcastHeartbeat() {
+	n.readRound++
+	n.readRoundDue = false
+	n.roundTicks[n.readRound%uint64(len(n.roundTicks))] = roundStart{round: n.readRound, tick: n.ticks}
 	for _, id := range n.ids {
 		if id == n.id {
 			continue
 		}
 		// Only vouch for a commit index the follower has entries for.
 		commit := min(n.prs[id].Match, n.log.committed)
-		n.send(Message{Type: MsgHeartbeat, To: id, Commit: commit})
+		n.send(Message{Type: MsgHeartbeat, To: id, Commit: commit, Context: n.readRound})
 	}
 }
 

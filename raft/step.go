@@ -17,10 +17,13 @@ func (n *Node) reset(term uint64) {
 	n.resetRandomizedTimeout()
 	n.votes = make(map[uint64]bool, len(n.ids))
 	n.appendPending, n.commitPending = false, false
+	n.dropReads()
+	n.leaseStart = 0
 	for _, id := range n.ids {
 		pr := n.prs[id]
 		pr.Match, pr.Next = 0, n.log.lastIndex()+1
 		pr.SentCommit = 0
+		pr.RoundAcked = 0
 		pr.resetState(StateProbe)
 		pr.RecentActive = id == n.id
 	}
@@ -124,7 +127,7 @@ func (n *Node) validate(m Message) error {
 		return fmt.Errorf("%w: message for node %d delivered to node %d", ErrInvalidMessage, m.To, n.id)
 	case m.From == None || m.From == n.id:
 		return fmt.Errorf("%w: message from node %d to itself or from no node", ErrInvalidMessage, m.From)
-	case m.Type < MsgVote || m.Type > MsgSnap:
+	case m.Type < MsgVote || m.Type >= msgTypeEnd:
 		return fmt.Errorf("%w: unknown type %d", ErrInvalidMessage, m.Type)
 	case m.Term == 0:
 		return fmt.Errorf("%w: %s without a term", ErrInvalidMessage, m.Type)
@@ -142,8 +145,13 @@ func (n *Node) validate(m Message) error {
 
 // inLease reports whether this node heard from a leader within the last
 // election timeout, with check-quorum on.
+//
+// With LeaseReads a node also ignores them for its first election timeout
+// after it starts: a node that crashed and restarted at once forgot that
+// it heard from a leader, and a vote from it must not end that leader's
+// read lease early.
 func (n *Node) inLease() bool {
-	return n.cfg.CheckQuorum && n.heardFromLeader()
+	return n.cfg.CheckQuorum && (n.heardFromLeader() || n.cfg.LeaseReads && n.ticks <= uint64(n.cfg.ElectionTicks))
 }
 
 // heardFromLeader reports whether this node is, or heard from, a leader
@@ -196,6 +204,10 @@ func stepFollower(n *Node, m Message) error {
 		n.electionElapsed = 0
 		n.lead = m.From
 		n.handleLeaderMessage(m)
+	case MsgReadIndexResp:
+		if m.From == n.lead {
+			n.handleReadIndexResp(m)
+		}
 	}
 	return nil
 }
@@ -227,7 +239,7 @@ func (n *Node) handleLeaderMessage(m Message) {
 		n.handleAppend(m)
 	case MsgHeartbeat:
 		n.log.commitTo(m.Commit)
-		n.send(Message{Type: MsgHeartbeatResp, To: m.From})
+		n.send(Message{Type: MsgHeartbeatResp, To: m.From, Context: m.Context})
 	case MsgSnap:
 		n.handleSnapshot(m)
 	}
@@ -242,7 +254,10 @@ func stepLeader(n *Node, m Message) error {
 	switch m.Type {
 	case MsgAppResp:
 		n.handleAppendResp(m, pr)
+	case MsgReadIndex:
+		n.handleReadIndex(m)
 	case MsgHeartbeatResp:
+		n.ackRound(pr, m.Context)
 		pr.ProbeSent = false
 		if pr.State == StateReplicate && pr.Inflights.full() {
 			// A full window whose answers were lost would stall forever.

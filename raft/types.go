@@ -113,6 +113,13 @@ const (
 	// MsgSnap replaces a lagging follower's log with Snapshot (Raft §7,
 	// InstallSnapshot). The follower answers with MsgAppResp.
 	MsgSnap
+	// MsgReadIndex asks the leader for a read index on behalf of a
+	// follower's ReadIndex call; Context is the follower host's read ID.
+	MsgReadIndex
+	// MsgReadIndexResp answers MsgReadIndex: Index is the confirmed read
+	// index and Context the read ID.
+	MsgReadIndexResp
+	msgTypeEnd // one past the last type
 )
 
 var msgTypeNames = [...]string{
@@ -125,6 +132,8 @@ var msgTypeNames = [...]string{
 	MsgHeartbeat:     "MsgHeartbeat",
 	MsgHeartbeatResp: "MsgHeartbeatResp",
 	MsgSnap:          "MsgSnap",
+	MsgReadIndex:     "MsgReadIndex",
+	MsgReadIndexResp: "MsgReadIndexResp",
 }
 
 func (t MessageType) String() string {
@@ -137,7 +146,7 @@ func (t MessageType) String() string {
 // IsResponse reports whether t answers another message.
 func (t MessageType) IsResponse() bool {
 	switch t {
-	case MsgVoteResp, MsgPreVoteResp, MsgAppResp, MsgHeartbeatResp:
+	case MsgVoteResp, MsgPreVoteResp, MsgAppResp, MsgHeartbeatResp, MsgReadIndexResp:
 		return true
 	}
 	return false
@@ -157,6 +166,11 @@ type Message struct {
 	Reject     bool
 	RejectHint uint64
 	Snapshot   *Snapshot
+	// Context ties answers to requests: the heartbeat round of a
+	// MsgHeartbeat, echoed by its MsgHeartbeatResp (read confirmation,
+	// dissertation §6.4), and the host's read ID in MsgReadIndex and
+	// MsgReadIndexResp.
+	Context uint64
 }
 
 // size is the number of bytes a message is charged for its entries.
@@ -185,6 +199,17 @@ func (m Message) String() string {
 		}
 	case MsgHeartbeat:
 		s += fmt.Sprintf(" commit=%d", m.Commit)
+		if m.Context != 0 {
+			s += fmt.Sprintf(" round=%d", m.Context)
+		}
+	case MsgHeartbeatResp:
+		if m.Context != 0 {
+			s += fmt.Sprintf(" round=%d", m.Context)
+		}
+	case MsgReadIndex:
+		s += fmt.Sprintf(" read=%d", m.Context)
+	case MsgReadIndexResp:
+		s += fmt.Sprintf(" read=%d index=%d", m.Context, m.Index)
 	case MsgSnap:
 		if m.Snapshot != nil {
 			s += fmt.Sprintf(" snap=%d/%d", m.Snapshot.Meta.Term, m.Snapshot.Meta.Index)

@@ -21,12 +21,22 @@ type checker struct {
 	// states maps an applied index to the state machine hash after it.
 	states map[uint64]uint64
 	// acked holds the index of every acknowledged command.
-	acked     map[uint64]struct{}
-	maxAcked  uint64
+	acked    map[uint64]struct{}
+	maxAcked uint64
+	// reads holds the ReadIndex requests not yet answered.
+	reads     map[uint64]readReq
+	readsDone int
 	elections int
 }
 
 type entryID struct{ index, term uint64 }
+
+// readReq is a ReadIndex request: the node asked, and the highest index
+// acknowledged to a client when it was asked.
+type readReq struct {
+	node     uint64
+	minIndex uint64
+}
 
 type commitRecord struct {
 	chain uint64
@@ -40,6 +50,7 @@ func newChecker() checker {
 		commits: map[uint64]commitRecord{},
 		states:  map[uint64]uint64{},
 		acked:   map[uint64]struct{}{},
+		reads:   map[uint64]readReq{},
 	}
 }
 
@@ -99,6 +110,28 @@ func (c *checker) appliedState(w *world, h *host, sm stateMachine) {
 		return
 	}
 	c.states[sm.applied] = sm.hash
+}
+
+// readState checks a confirmed read (dissertation §6.4): it must cover
+// every write acknowledged before it was asked, point at a committed
+// index, and arrive at the node that asked.
+func (c *checker) readState(w *world, h *host, rs raft.ReadState) {
+	req, ok := c.reads[rs.ID]
+	if !ok {
+		return // an answer to a read a crashed incarnation asked
+	}
+	delete(c.reads, rs.ID)
+	c.readsDone++
+	switch {
+	case req.node != h.id:
+		w.fail("Read Linearizability", "read r%d asked on n%d was answered on n%d", rs.ID, req.node, h.id)
+	case rs.Index < req.minIndex:
+		w.fail("Read Linearizability", "n%d answered read r%d with index %d, but index %d was acknowledged before the read was asked",
+			h.id, rs.ID, rs.Index, req.minIndex)
+	case rs.Index > c.maxCommit:
+		w.fail("Read Linearizability", "n%d answered read r%d with index %d, beyond every commit index (%d)", h.id, rs.ID, rs.Index, c.maxCommit)
+	}
+	w.trace.add(w.now(), "n%d read r%d at index %d", h.id, rs.ID, rs.Index)
 }
 
 func (c *checker) ack(index uint64) {

@@ -174,6 +174,7 @@ func (h *host) start(restart bool) {
 		Rand:            rand.New(rand.NewPCG(uint64(w.opts.Seed), h.id<<32|uint64(h.inc))),
 		PreVote:         w.p.preVote,
 		CheckQuorum:     w.p.checkQuorum,
+		LeaseReads:      w.p.leaseReads,
 		MaxMsgBytes:     w.p.maxMsgBytes,
 		MaxInflightMsgs: w.p.maxInflight,
 		Applied:         h.sm.applied,
@@ -228,6 +229,9 @@ func (h *host) handleReady() {
 		}
 		h.w.send(h, rd.Messages)
 		h.apply(rd)
+		for _, rs := range rd.ReadStates {
+			h.w.chk.readState(h.w, h, rs)
+		}
 		if async {
 			h.core.AdvanceAsync(rd)
 			h.w.schedule(&event{kind: evSync, node: h.id, inc: h.inc}, h.w.rng.Int64N(3*h.w.p.latency))

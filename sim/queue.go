@@ -21,6 +21,7 @@ const (
 	evPropose
 	evNemesis
 	evSync
+	evRead
 )
 
 type eventQueue []*event

@@ -14,6 +14,8 @@ type Summary struct {
 	Commits        uint64
 	Proposals      int
 	Acked          int
+	Reads          int
+	ReadsServed    int
 	MsgsSent       int
 	MsgsDropped    int
 	MsgsDuplicated int
@@ -66,6 +68,8 @@ func RunSeeds(base Options, first int64, count, parallel int) Summary {
 		s.Commits += r.Commits
 		s.Proposals += r.Proposals
 		s.Acked += r.Acked
+		s.Reads += r.Reads
+		s.ReadsServed += r.ReadsServed
 		s.MsgsSent += r.MsgsSent
 		s.MsgsDropped += r.MsgsDropped
 		s.MsgsDuplicated += r.MsgsDuplicated

@@ -54,6 +54,8 @@ type Result struct {
 	// Proposals and Acked count client commands proposed and acknowledged
 	// (committed and applied on the leader that accepted them).
 	Proposals, Acked int
+	// Reads and ReadsServed count ReadIndex requests made and confirmed.
+	Reads, ReadsServed int
 	// Messages sent, dropped (by loss, partitions or dead receivers) and
 	// duplicated by the network.
 	MsgsSent, MsgsDropped, MsgsDuplicated int
@@ -106,6 +108,7 @@ type params struct {
 	nodes         int
 	preVote       bool
 	checkQuorum   bool
+	leaseReads    bool // leaders answer reads from their lease (needs checkQuorum)
 	electionTicks int
 	maxMsgBytes   uint64
 	maxInflight   int
@@ -123,10 +126,12 @@ func chooseParams(rng *rand.Rand, nodes int) params {
 	if nodes == 0 {
 		nodes = 3 + rng.IntN(5)
 	}
+	checkQuorum := rng.IntN(2) == 0
 	return params{
 		nodes:         nodes,
 		preVote:       rng.IntN(2) == 0,
-		checkQuorum:   rng.IntN(2) == 0,
+		checkQuorum:   checkQuorum,
+		leaseReads:    checkQuorum && rng.IntN(2) == 0,
 		electionTicks: 10,
 		maxMsgBytes:   []uint64{1, 64, 512, 1 << 20}[rng.IntN(4)],
 		maxInflight:   []int{1, 4, 256}[rng.IntN(3)],
@@ -142,8 +147,8 @@ func chooseParams(rng *rand.Rand, nodes int) params {
 }
 
 func (p params) String() string {
-	return fmt.Sprintf("nodes=%d prevote=%v checkquorum=%v asyncleader=%v maxmsg=%d inflight=%d snapevery=%d drop=%.2f dup=%.2f latency=%dus",
-		p.nodes, p.preVote, p.checkQuorum, p.asyncLeader, p.maxMsgBytes, p.maxInflight, p.snapEvery, p.dropRate, p.dupRate, p.latency)
+	return fmt.Sprintf("nodes=%d prevote=%v checkquorum=%v lease=%v asyncleader=%v maxmsg=%d inflight=%d snapevery=%d drop=%.2f dup=%.2f latency=%dus",
+		p.nodes, p.preVote, p.checkQuorum, p.leaseReads, p.asyncLeader, p.maxMsgBytes, p.maxInflight, p.snapEvery, p.dropRate, p.dupRate, p.latency)
 }
 
 // Run simulates one seed and returns its result. A property violation (or a

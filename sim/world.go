@@ -28,6 +28,7 @@ type world struct {
 	faulty   bool // in the faulty phase (faults and proposals on)
 	lastLead uint64
 	nextCmd  uint64
+	nextRead uint64
 
 	res Result
 }
@@ -91,6 +92,7 @@ func (w *world) result() Result {
 	r.Commits = w.chk.maxCommit
 	r.Elections = w.chk.elections
 	r.Acked = len(w.chk.acked)
+	r.ReadsServed = w.chk.readsDone
 	r.MsgsSent, r.MsgsDropped, r.MsgsDuplicated = w.net.sent, w.net.dropped, w.net.duplicated
 	return r
 }
@@ -102,6 +104,7 @@ func (w *world) run() {
 	w.faulty = true
 	w.schedule(&event{kind: evPropose}, w.jitter(w.p.proposeEvery))
 	w.schedule(&event{kind: evNemesis}, w.jitter(w.p.nemesisEvery))
+	w.schedule(&event{kind: evRead}, w.jitter(2*w.p.proposeEvery))
 	for w.step < w.opts.Steps {
 		w.processNext()
 	}
@@ -143,6 +146,11 @@ func (w *world) processNext() {
 			w.propose()
 			w.schedule(&event{kind: evPropose}, w.jitter(w.p.proposeEvery))
 		}
+	case evRead:
+		if w.faulty {
+			w.read()
+			w.schedule(&event{kind: evRead}, w.jitter(2*w.p.proposeEvery))
+		}
 	case evNemesis:
 		if w.faulty {
 			w.nemesis()
@@ -178,6 +186,29 @@ func (w *world) propose() {
 	w.lastLead = target
 	h.pending[idx] = proposal{term: term, data: cmd}
 	w.trace.add(w.now(), "client -> n%d propose %s at %d/%d", target, cmd, term, idx)
+	h.handleReady()
+}
+
+// read asks a node for a linearizable read point (raft.Node.ReadIndex).
+// The answer must be at least every index acknowledged before the read was
+// asked: a read that started after a write completed must see it.
+func (w *world) read() {
+	target := w.lastLead
+	if target == 0 || w.rng.IntN(3) == 0 {
+		target = uint64(1 + w.rng.IntN(len(w.nodes)))
+	}
+	h := w.nodes[target-1]
+	if !h.up {
+		return
+	}
+	w.nextRead++
+	if err := h.core.ReadIndex(w.nextRead); err != nil {
+		w.trace.add(w.now(), "client -> n%d read r%d: %v", target, w.nextRead, err)
+		return
+	}
+	w.res.Reads++
+	w.chk.reads[w.nextRead] = readReq{node: h.id, minIndex: w.chk.maxAcked}
+	w.trace.add(w.now(), "client -> n%d read r%d (acknowledged up to %d)", target, w.nextRead, w.chk.maxAcked)
 	h.handleReady()
 }
 

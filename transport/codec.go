@@ -15,6 +15,7 @@ import (
 //	nEntries | nEntries × (term | index | entryType u8 | len | len bytes of data)
 //	if flags&flagSnapshot: meta.index | meta.term | nVoters | nVoters × voter
 //	                       | len | len bytes of data
+//	if flags&flagContext:  context
 //
 // docs/transport.md draws the layout byte by byte.
 
@@ -23,7 +24,8 @@ import (
 const (
 	flagReject   = 1 << 0
 	flagSnapshot = 1 << 1
-	knownFlags   = flagReject | flagSnapshot
+	flagContext  = 1 << 2 // Context is non-zero and follows
+	knownFlags   = flagReject | flagSnapshot | flagContext
 )
 
 // minEntryWire is the fewest bytes one encoded entry takes: one byte each for
@@ -52,6 +54,9 @@ func messageSize(m *raft.Message) int {
 		}
 		n += uvarintLen(uint64(len(s.Data))) + len(s.Data)
 	}
+	if m.Context != 0 {
+		n += uvarintLen(m.Context)
+	}
 	return n
 }
 
@@ -63,6 +68,9 @@ func appendMessage(dst []byte, m *raft.Message) []byte {
 	}
 	if m.Snapshot != nil {
 		flags |= flagSnapshot
+	}
+	if m.Context != 0 {
+		flags |= flagContext
 	}
 	dst = append(dst, byte(m.Type), flags)
 	for _, x := range [...]uint64{m.From, m.To, m.Term, m.LogTerm, m.Index, m.Commit, m.RejectHint} {
@@ -86,6 +94,9 @@ func appendMessage(dst []byte, m *raft.Message) []byte {
 		}
 		dst = binary.AppendUvarint(dst, uint64(len(s.Data)))
 		dst = append(dst, s.Data...)
+	}
+	if m.Context != 0 {
+		dst = binary.AppendUvarint(dst, m.Context)
 	}
 	return dst
 }
@@ -210,6 +221,11 @@ func decodeMessage(b []byte) (raft.Message, error) {
 		}
 		s.Data = d.bytes(d.count("snapshot data length", 1))
 		m.Snapshot = s
+	}
+	if flags&flagContext != 0 {
+		if m.Context = d.uvarint("context"); m.Context == 0 && d.err == nil {
+			d.fail("context flag set with a zero context")
+		}
 	}
 	if d.err == nil && d.remaining() != 0 {
 		d.fail("%d trailing bytes", d.remaining())

@@ -45,6 +45,7 @@ func genMessage() *rapid.Generator[raft.Message] {
 			Commit:     genUint64().Draw(t, "commit"),
 			Reject:     rapid.Bool().Draw(t, "reject"),
 			RejectHint: genUint64().Draw(t, "rejectHint"),
+			Context:    genUint64().Draw(t, "context"),
 		}
 		if rapid.Bool().Draw(t, "hasSnapshot") {
 			m.Snapshot = &raft.Snapshot{
@@ -114,6 +115,8 @@ func TestDecodeMalformed(t *testing.T) {
 		{"huge voter count", uv(append([]byte{byte(raft.MsgSnap), flagSnapshot, 1, 2, 3, 4, 5, 6, 7, 0}, 1, 1), 1<<40)},
 		{"huge snapshot data", uv(append([]byte{byte(raft.MsgSnap), flagSnapshot, 1, 2, 3, 4, 5, 6, 7, 0}, 1, 1, 0), 1<<50)},
 		{"trailing bytes", append(append([]byte(nil), head...), 0, 0)},
+		{"context flag with a zero context", []byte{byte(raft.MsgHeartbeat), flagContext, 1, 2, 3, 4, 5, 6, 7, 0, 0}},
+		{"context flag without a context", []byte{byte(raft.MsgHeartbeat), flagContext, 1, 2, 3, 4, 5, 6, 7, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -179,6 +182,8 @@ func FuzzDecodeMessage(f *testing.F) {
 		heartbeat(1, 2, 3),
 		{Type: raft.MsgVote, From: 1, To: 2, Term: 9, LogTerm: 8, Index: 100},
 		{Type: raft.MsgAppResp, From: 2, To: 1, Term: 9, Index: 5, Reject: true, RejectHint: 3},
+		{Type: raft.MsgHeartbeat, From: 1, To: 2, Term: 9, Commit: 4, Context: 300},
+		{Type: raft.MsgReadIndexResp, From: 1, To: 2, Term: 9, Index: 4, Context: 1 << 40},
 		{Type: raft.MsgApp, From: 1, To: 3, Term: 2, Index: 10, LogTerm: 2, Commit: 9, Entries: []raft.Entry{
 			{Term: 2, Index: 11, Type: raft.EntryNormal, Data: []byte("put x 1")},
 			{Term: 2, Index: 12, Type: raft.EntryNormal},

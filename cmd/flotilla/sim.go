@@ -98,6 +98,7 @@ func writeSimSummary(w io.Writer, s sim.Summary, first int64) {
 	fmt.Fprintf(w, "elections         %d\n", s.Elections)
 	fmt.Fprintf(w, "commits           %d (highest commit index, summed over seeds)\n", s.Commits)
 	fmt.Fprintf(w, "proposals         %d (%d acknowledged)\n", s.Proposals, s.Acked)
+	fmt.Fprintf(w, "reads             %d (%d confirmed by ReadIndex)\n", s.Reads, s.ReadsServed)
 	fmt.Fprintf(w, "messages          %d sent, %d dropped, %d duplicated\n", s.MsgsSent, s.MsgsDropped, s.MsgsDuplicated)
 	fmt.Fprintf(w, "faults            %d crashes, %d partitions\n", s.Crashes, s.Partitions)
 	fmt.Fprintf(w, "steps             %d\n", s.Steps)
@@ -120,6 +121,8 @@ func writeSimJSON(w io.Writer, s sim.Summary) error {
 		Commits        uint64      `json:"commits"`
 		Proposals      int         `json:"proposals"`
 		Acked          int         `json:"acked"`
+		Reads          int         `json:"reads"`
+		ReadsServed    int         `json:"reads_confirmed"`
 		MsgsSent       int         `json:"messages_sent"`
 		MsgsDropped    int         `json:"messages_dropped"`
 		MsgsDuplicated int         `json:"messages_duplicated"`
@@ -131,7 +134,7 @@ func writeSimJSON(w io.Writer, s sim.Summary) error {
 		SeedsPerSecond float64     `json:"seeds_per_second"`
 	}{
 		Seeds: s.Seeds, Violations: []violation{}, Elections: s.Elections, Commits: s.Commits,
-		Proposals: s.Proposals, Acked: s.Acked, MsgsSent: s.MsgsSent, MsgsDropped: s.MsgsDropped,
+		Proposals: s.Proposals, Acked: s.Acked, Reads: s.Reads, ReadsServed: s.ReadsServed, MsgsSent: s.MsgsSent, MsgsDropped: s.MsgsDropped,
 		MsgsDuplicated: s.MsgsDuplicated, Crashes: s.Crashes, Partitions: s.Partitions, Steps: s.Steps,
 		VirtualSeconds: s.VirtualTime.Seconds(), WallSeconds: s.WallTime.Seconds(), SeedsPerSecond: s.SeedsPerSecond(),
 	}
