@@ -38,6 +38,10 @@ type Config struct {
 	// MaxCommandBytes bounds one proposed command. Default and maximum
 	// 2 MiB (MaxCommandBytes), so that any entry fits a transport frame and a WAL record.
 	MaxCommandBytes int
+	// LeaseReads lets the leader confirm ReadIndex calls from its lease,
+	// without a heartbeat round (raft.Config.LeaseReads: safe while clock
+	// rates differ by less than about 10%).
+	LeaseReads bool
 	// NoSync skips fsync. Unsafe: acknowledged writes can be lost on a
 	// machine crash. For tests and benchmarks of the CPU path only.
 	NoSync bool

@@ -26,6 +26,7 @@ func (n *Node) run() {
 			p.done <- proposalResult{err: stopped}
 			delete(n.waiters, idx)
 		}
+		n.stopReads(n.stoppedErr())
 		for {
 			select {
 			case p := <-n.propc:
@@ -46,11 +47,15 @@ func (n *Node) run() {
 			return
 		case <-ticker.C:
 			n.core.Tick()
+			n.ticks++
+			n.loseReads(true)
 			n.requestSync()
 		case m := <-n.recvc:
 			n.step(m)
 		case p := <-n.propc:
 			n.propose(p)
+		case r := <-n.readc:
+			n.read(r)
 		case r := <-n.reportc:
 			n.handleReport(r)
 		case c := <-n.statusc:
@@ -79,6 +84,8 @@ func (n *Node) drain() {
 			n.step(m)
 		case p := <-n.propc:
 			n.propose(p)
+		case r := <-n.readc:
+			n.read(r)
 		case r := <-n.reportc:
 			n.handleReport(r)
 		default:
@@ -131,6 +138,8 @@ func (n *Node) handleReport(r report) {
 func (n *Node) handleReady() error {
 	for n.core.HasReady() {
 		rd := n.core.Ready()
+		// Reads confirmed before a leader change in this Ready still hold.
+		n.confirmReads(rd.ReadStates)
 		if ss := rd.SoftState; ss != nil {
 			if ss.Lead != n.lead {
 				n.metrics.leaderChanges.Add(1)
@@ -139,6 +148,7 @@ func (n *Node) handleReady() error {
 				n.metrics.elections.Add(1)
 			}
 			n.role, n.lead = ss.Role, ss.Lead
+			n.loseReads(false) // the core dropped them
 		}
 		early, late := n.splitMessages(rd)
 		n.tr.Send(early)
@@ -150,6 +160,7 @@ func (n *Node) handleReady() error {
 		if err := n.apply(rd); err != nil {
 			return err
 		}
+		n.answerReads()
 		if async {
 			n.core.AdvanceAsync(rd)
 			n.wroteAsync(rd.Entries[len(rd.Entries)-1])

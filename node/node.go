@@ -125,6 +125,13 @@ type Node struct {
 	sinceSnap          int64 // command bytes applied since the last snapshot
 	metrics            *Metrics
 	lastStatus         raft.Status
+	// Reads (read.go): waiting for the core's confirmation by ID, then for
+	// the apply of their index; ticks counts the loop's ticks.
+	readc         chan *readWaiter
+	reads         map[uint64]*readWaiter
+	readsApplying []*readWaiter
+	nextRead      uint64
+	ticks         uint64
 }
 
 type proposal struct {
@@ -165,6 +172,8 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		syncerDone: make(chan struct{}),
 		done:       make(chan struct{}),
 		waiters:    map[uint64]*proposal{},
+		readc:      make(chan *readWaiter, c.MaxBatch),
+		reads:      map[uint64]*readWaiter{},
 		metrics:    newMetrics(),
 	}
 	w, err := wal.Open(c.DataDir, wal.Options{
@@ -210,7 +219,7 @@ func (n *Node) recover() error {
 		ID: n.cfg.ID, Peers: peers,
 		ElectionTicks: n.cfg.ElectionTicks, HeartbeatTicks: n.cfg.HeartbeatTicks,
 		Rand:    rand.New(rand.NewPCG(n.cfg.Seed, n.cfg.ID)),
-		PreVote: true, CheckQuorum: true,
+		PreVote: true, CheckQuorum: true, LeaseReads: n.cfg.LeaseReads,
 		Applied: n.applied,
 		Logger:  n.cfg.Logger,
 	}

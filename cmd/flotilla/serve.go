@@ -26,7 +26,7 @@ type serveOpts struct {
 	listenPeer, listenClient, admin string
 	maxKeyBytes, maxValueBytes      int
 	tick                            time.Duration
-	noSync                          bool
+	noSync, leaseReads              bool
 	logLevel                        string
 }
 
@@ -76,6 +76,7 @@ SIGINT or SIGTERM stops the member cleanly.`,
 	f.IntVar(&o.maxValueBytes, "max-value-bytes", 0, "largest value accepted, at most 1048576 (default 1048576)")
 	f.DurationVar(&o.tick, "tick", 0, "Raft tick; elections time out after 10-20 ticks (default 100ms)")
 	f.BoolVar(&o.noSync, "no-sync", false, "skip fsync (unsafe: acknowledged writes can be lost on a crash)")
+	f.BoolVar(&o.leaseReads, "lease-reads", false, "let the leader confirm linearizable reads from its lease, without a heartbeat round (assumes clock rates differ by less than ~10%)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }
@@ -129,6 +130,9 @@ func (o *serveOpts) resolve(cmd *cobra.Command) (kvserver.Config, *slog.Logger, 
 	}
 	if set("no-sync") {
 		c.NoSync = o.noSync
+	}
+	if set("lease-reads") {
+		c.LeaseReads = o.leaseReads
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {

@@ -40,6 +40,8 @@ type serveConfig struct {
 	SnapshotEntries int `yaml:"snapshot-entries,omitempty"`
 	// NoSync skips fsync: acknowledged writes can be lost on a crash.
 	NoSync bool `yaml:"no-sync,omitempty"`
+	// LeaseReads confirms linearizable reads from the leader's lease.
+	LeaseReads bool `yaml:"lease-reads,omitempty"`
 }
 
 type memberConfig struct {
@@ -160,5 +162,6 @@ func (c serveConfig) serverConfig() (kvserver.Config, error) {
 	sc.Node.TickInterval = c.Tick
 	sc.Node.SnapshotEntries = c.SnapshotEntries
 	sc.Node.NoSync = c.NoSync
+	sc.Node.LeaseReads = c.LeaseReads
 	return sc, nil
 }

@@ -176,12 +176,20 @@ func (s *Server) write(ctx context.Context, sess *kvpb.Session, c kv.Command) (k
 	return s.propose(ctx, client, seq, c)
 }
 
-// read answers a Get or Range: through the log (linearizable) by default,
-// from the local store when the client asks for serializable.
+// read answers a Get or Range. Linearizable reads (the default) wait for
+// a ReadIndex confirmed by the leader and applied here (or, with
+// Config.ReadThroughLog, go through the log), then read the local store;
+// serializable reads read it at once.
 func (s *Server) read(ctx context.Context, cons kvpb.Consistency, c kv.Command) (kv.Result, *kvpb.ResponseHeader, error) {
 	switch cons {
 	case kvpb.Consistency_CONSISTENCY_UNSPECIFIED, kvpb.Consistency_CONSISTENCY_LINEARIZABLE:
-		return s.propose(ctx, 0, 0, c)
+		if s.cfg.ReadThroughLog {
+			return s.propose(ctx, 0, 0, c)
+		}
+		if _, err := s.host.Node().ReadIndex(ctx); err != nil {
+			return kv.Result{}, nil, s.grpcError(err)
+		}
+		fallthrough
 	case kvpb.Consistency_CONSISTENCY_SERIALIZABLE:
 		res, err := s.store.Read(c)
 		if err != nil {
@@ -235,7 +243,7 @@ func (s *Server) grpcError(err error) error {
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, node.ErrOutcomeUnknown):
 		return status.Error(codes.Unknown, err.Error())
-	case errors.Is(err, node.ErrProposalLost), errors.Is(err, node.ErrStopped):
+	case errors.Is(err, node.ErrProposalLost), errors.Is(err, node.ErrStopped), errors.Is(err, node.ErrReadLost):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, node.ErrCommandTooLarge):
 		return status.Error(codes.InvalidArgument, err.Error())

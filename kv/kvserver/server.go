@@ -3,10 +3,12 @@
 // peer transport), a gRPC server for clients and, optionally, the admin
 // HTTP endpoint (metrics, status, pprof).
 //
-// Writes and linearizable reads go through the leader's log; a follower
-// refuses them with codes.FailedPrecondition and a kvpb.NotLeader detail
-// naming the leader's client address. Serializable reads are answered by
-// any member from its local store.
+// Writes go through the leader's log; a follower refuses them with
+// codes.FailedPrecondition and a kvpb.NotLeader detail naming the leader's
+// client address. Linearizable reads are answered by any member that can
+// reach the leader: it waits for a ReadIndex the leader confirmed with a
+// quorum (dissertation §6.4) and for its own state to apply it, then reads
+// its local store. Serializable reads read the local store at once.
 package kvserver
 
 import (
@@ -55,6 +57,9 @@ type Config struct {
 	// MaxKeyBytes and MaxValueBytes bound client keys and values; defaults
 	// and maxima kv.MaxKeyBytes (4 KiB) and kv.MaxValueBytes (1 MiB).
 	MaxKeyBytes, MaxValueBytes int
+	// ReadThroughLog makes linearizable reads go through the log like
+	// writes (one entry each) instead of ReadIndex; for comparisons.
+	ReadThroughLog bool
 	// Version is reported by Status.
 	Version string
 	// Node tunes the Raft member (ticks, snapshots, NoSync, Seed); its ID,

@@ -190,7 +190,13 @@ func TestFollowerRedirectsAndServesSerializableReads(t *testing.T) {
 	if hint == nil || hint.LeaderClientAddr != c.servers[lead].ClientAddr() {
 		t.Fatalf("NotLeader detail %v; want the leader's client address %s", hint, c.servers[lead].ClientAddr())
 	}
-	// A serializable read on the follower sees the write once it applied it.
+	// A linearizable read on the follower sees the write: the follower asks
+	// the leader for a read index and waits until it has applied it.
+	r, err := c.raw(f).Get(ctx, &kvpb.GetRequest{Key: []byte("k")})
+	if err != nil || !r.Found || r.Version != v {
+		t.Fatalf("linearizable Get on a follower right after the write = %v, %v; want version %d", r, err, v)
+	}
+	// A serializable read on the follower sees it once it applied it.
 	for {
 		r, err := c.raw(f).Get(ctx, &kvpb.GetRequest{Key: []byte("k"), Consistency: kvpb.Consistency_CONSISTENCY_SERIALIZABLE})
 		if err != nil {

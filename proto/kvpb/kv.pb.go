@@ -1,10 +1,9 @@
 // The flotilla KV API: a linearizable, replicated key-value store.
 //
-// Every member serves this API. Writes and linearizable reads must reach
-// the leader; a follower answers them with FAILED_PRECONDITION carrying a
-// NotLeader detail that names the leader's client address, and clients
-// redirect there. Serializable reads are answered by any member from its
-// local state.
+// Every member serves this API. Writes must reach the leader; a follower
+// answers them with FAILED_PRECONDITION carrying a NotLeader detail that
+// names the leader's client address, and clients redirect there. Reads are
+// answered by any member (see Consistency).
 //
 // Regenerate the Go code with `go generate ./proto/...` (see CONTRIBUTING.md).
 
@@ -35,8 +34,10 @@ const (
 type Consistency int32
 
 const (
-	// Linearizable (the default): the read goes through the leader's log
-	// and sees every write acknowledged before it was sent.
+	// Linearizable (the default): the read sees every write acknowledged
+	// before it was sent. Any member that can reach the leader answers it:
+	// the leader confirms its commit index with a quorum (ReadIndex), and
+	// the member waits until it has applied that index.
 	Consistency_CONSISTENCY_UNSPECIFIED  Consistency = 0
 	Consistency_CONSISTENCY_LINEARIZABLE Consistency = 1
 	// Serializable: any member answers from its local state, which may lag.

@@ -1,10 +1,9 @@
 // The flotilla KV API: a linearizable, replicated key-value store.
 //
-// Every member serves this API. Writes and linearizable reads must reach
-// the leader; a follower answers them with FAILED_PRECONDITION carrying a
-// NotLeader detail that names the leader's client address, and clients
-// redirect there. Serializable reads are answered by any member from its
-// local state.
+// Every member serves this API. Writes must reach the leader; a follower
+// answers them with FAILED_PRECONDITION carrying a NotLeader detail that
+// names the leader's client address, and clients redirect there. Reads are
+// answered by any member (see Consistency).
 //
 // Regenerate the Go code with `go generate ./proto/...` (see CONTRIBUTING.md).
 
