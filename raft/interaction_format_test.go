@@ -39,6 +39,9 @@ func fmtMsg(m raft.Message) string {
 	switch m.Type {
 	case raft.MsgVote, raft.MsgPreVote:
 		s += fmt.Sprintf(" last=%d/%d", m.LogTerm, m.Index)
+		if m.Context != 0 {
+			s += " (transfer)"
+		}
 	case raft.MsgApp:
 		s += fmt.Sprintf(" prev=%d/%d commit=%d", m.LogTerm, m.Index, m.Commit)
 		if len(m.Entries) > 0 {

@@ -10,7 +10,8 @@ package raft_test
 //
 //	go test ./raft -run TestInteraction -rewrite
 //
-// Commands (IDs are positional; read-index is listed in read_index.txt):
+// Commands (IDs are positional; read-index is described in read_index.txt,
+// transfer-leadership in transfer.txt):
 //
 //	add-nodes N [prevote=true] [checkquorum=true] [lease=true] [max-msg-bytes=B]
 //	          [max-inflight=K] [election=T] [heartbeat=T]
@@ -221,6 +222,19 @@ func (c *cluster) run(t *testing.T, d *datadriven.TestData) string {
 			c.boot(t, m)
 			fmt.Fprintf(&w, "%s (durable: term=%d vote=%s commit=%d, %d entries after snapshot %d)\n",
 				roleLine(m), m.store.hs.Term, idName(m.store.hs.Vote), m.store.hs.Commit, len(m.store.ents), m.store.snapIndex())
+		}
+	case "transfer-leadership":
+		pos := positional(d)
+		var to uint64
+		d.ScanArgs(t, "to", &to)
+		if len(pos) != 1 {
+			d.Fatalf(t, "transfer-leadership NODE to=ID")
+		}
+		m := c.member(t, d, pos[0])
+		if err := m.node.TransferLeadership(to); err != nil {
+			fmt.Fprintf(&w, "%d: %v\n", m.id, err)
+		} else {
+			fmt.Fprintln(&w, roleLine(m))
 		}
 	case "read-index":
 		pos := positional(d)

@@ -107,6 +107,13 @@ type Node struct {
 	roundTicks       [64]roundStart
 	leaseStart       uint64
 
+	// Leadership transfer (transfer.go): the node it goes to and the ticks
+	// since it began; campaignTransfer marks the votes of an election the
+	// leader asked for.
+	transferee       uint64
+	transferElapsed  int
+	campaignTransfer bool
+
 	step func(*Node, Message) error
 }
 
@@ -229,6 +236,7 @@ func (n *Node) tickHeartbeat() {
 		}
 	}
 	n.expireSnapshots()
+	n.tickTransfer()
 	if n.heartbeatElapsed >= n.cfg.HeartbeatTicks {
 		n.heartbeatElapsed = 0
 		n.bcastHeartbeat()
@@ -302,7 +310,11 @@ func (n *Node) campaign(pre bool) {
 		if id == n.id {
 			continue
 		}
-		n.send(Message{Type: typ, To: id, Term: term, Index: n.log.lastIndex(), LogTerm: n.log.lastTerm()})
+		m := Message{Type: typ, To: id, Term: term, Index: n.log.lastIndex(), LogTerm: n.log.lastTerm()}
+		if n.campaignTransfer {
+			m.Context = contextTransfer
+		}
+		n.send(m)
 	}
 }
 
@@ -329,6 +341,9 @@ func (n *Node) winElection(pre bool) {
 func (n *Node) Propose(data []byte) (index, term uint64, err error) {
 	if n.role != RoleLeader {
 		return 0, 0, &NotLeaderError{Leader: n.lead}
+	}
+	if n.transferee != None {
+		return 0, 0, ErrTransferring
 	}
 	e := Entry{Term: n.term, Index: n.log.lastIndex() + 1, Type: EntryNormal, Data: data}
 	n.log.appendLocal(e)

@@ -97,6 +97,9 @@ func (n *Node) handleAppendResp(m Message, pr *progress) {
 	// Keep the stream to this follower full.
 	for n.maybeSendAppend(m.From, false) {
 	}
+	if m.From == n.transferee && pr.Match == n.log.lastIndex() {
+		n.send(Message{Type: MsgTimeoutNow, To: m.From})
+	}
 }
 
 // maybeCommit advances the commit index to the largest index a quorum holds,

@@ -19,6 +19,7 @@ func (n *Node) reset(term uint64) {
 	n.appendPending, n.commitPending = false, false
 	n.dropReads()
 	n.leaseStart = 0
+	n.transferee, n.transferElapsed = None, 0
 	for _, id := range n.ids {
 		pr := n.prs[id]
 		pr.Match, pr.Next = 0, n.log.lastIndex()+1
@@ -94,9 +95,11 @@ func (n *Node) Step(m Message) error {
 	}
 	switch {
 	case m.Term > n.term:
-		if (m.Type == MsgVote || m.Type == MsgPreVote) && n.inLease() {
+		if (m.Type == MsgVote || m.Type == MsgPreVote) && n.inLease() &&
+			!(m.Type == MsgVote && m.Context == contextTransfer) {
 			// A leader is known and was heard from within the election
-			// timeout: ignore disruptive candidates (dissertation §4.2.3).
+			// timeout: ignore disruptive candidates (dissertation §4.2.3),
+			// unless the leader itself asked for this election (§3.10).
 			return nil
 		}
 		switch {
@@ -207,6 +210,10 @@ func stepFollower(n *Node, m Message) error {
 	case MsgReadIndexResp:
 		if m.From == n.lead {
 			n.handleReadIndexResp(m)
+		}
+	case MsgTimeoutNow:
+		if m.From == n.lead {
+			n.handleTimeoutNow(m)
 		}
 	}
 	return nil

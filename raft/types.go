@@ -119,6 +119,9 @@ const (
 	// MsgReadIndexResp answers MsgReadIndex: Index is the confirmed read
 	// index and Context the read ID.
 	MsgReadIndexResp
+	// MsgTimeoutNow tells a follower to start an election at once: the
+	// leader is handing it its role (dissertation §3.10).
+	MsgTimeoutNow
 	msgTypeEnd // one past the last type
 )
 
@@ -134,6 +137,7 @@ var msgTypeNames = [...]string{
 	MsgSnap:          "MsgSnap",
 	MsgReadIndex:     "MsgReadIndex",
 	MsgReadIndexResp: "MsgReadIndexResp",
+	MsgTimeoutNow:    "MsgTimeoutNow",
 }
 
 func (t MessageType) String() string {
@@ -187,6 +191,9 @@ func (m Message) String() string {
 	switch m.Type {
 	case MsgVote, MsgPreVote:
 		s += fmt.Sprintf(" last=%d/%d", m.LogTerm, m.Index)
+		if m.Context == contextTransfer {
+			s += " transfer"
+		}
 	case MsgApp:
 		s += fmt.Sprintf(" prev=%d/%d commit=%d", m.LogTerm, m.Index, m.Commit)
 		if n := len(m.Entries); n > 0 {

@@ -21,6 +21,7 @@ type Summary struct {
 	MsgsDuplicated int
 	Crashes        int
 	Partitions     int
+	Transfers      int
 	Steps          int
 	VirtualTime    time.Duration
 	WallTime       time.Duration
@@ -75,6 +76,7 @@ func RunSeeds(base Options, first int64, count, parallel int) Summary {
 		s.MsgsDuplicated += r.MsgsDuplicated
 		s.Crashes += r.Crashes
 		s.Partitions += r.Partitions
+		s.Transfers += r.Transfers
 		s.Steps += r.Steps
 		s.VirtualTime += r.VirtualTime
 	}

@@ -59,8 +59,9 @@ type Result struct {
 	// Messages sent, dropped (by loss, partitions or dead receivers) and
 	// duplicated by the network.
 	MsgsSent, MsgsDropped, MsgsDuplicated int
-	// Crashes and Partitions count the faults injected.
-	Crashes, Partitions int
+	// Crashes and Partitions count the faults injected; Transfers the
+	// leadership transfers asked for.
+	Crashes, Partitions, Transfers int
 	// VirtualTime is the simulated time the run covered.
 	VirtualTime time.Duration
 	// Params describes the protocol and fault parameters the seed chose.

@@ -261,9 +261,29 @@ func (w *world) settled() bool {
 	return leader
 }
 
+// transferLeadership asks the current leader to hand over to another
+// voter (dissertation §3.10), as an operator would before a restart.
+func (w *world) transferLeadership() {
+	l := w.lastLead
+	if l == 0 || !w.nodes[l-1].up || w.nodes[l-1].role != raft.RoleLeader {
+		return
+	}
+	to := uint64(1 + w.rng.IntN(len(w.nodes)))
+	h := w.nodes[l-1]
+	if err := h.core.TransferLeadership(to); err != nil {
+		w.trace.add(w.now(), "operator: transfer n%d -> n%d: %v", l, to, err)
+		return
+	}
+	w.res.Transfers++
+	w.trace.add(w.now(), "operator: transfer leadership n%d -> n%d", l, to)
+	h.handleReady()
+}
+
 // nemesis injects one fault, chosen at random.
 func (w *world) nemesis() {
-	switch k := w.rng.IntN(20); {
+	switch k := w.rng.IntN(22); {
+	case k >= 20:
+		w.transferLeadership()
 	case k < 3:
 		w.partitionRandom()
 	case k < 5:
