@@ -163,6 +163,11 @@ func (c *LocalCluster) CrashNode(id int) {
 
 // Stop stops every running node.
 func (c *LocalCluster) Stop() {
+	for _, n := range c.Nodes {
+		if n != nil {
+			n.noHandOver.Store(true) // nobody is left to take over
+		}
+	}
 	for i := range c.Nodes {
 		c.StopNode(i + 1)
 	}

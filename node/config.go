@@ -42,6 +42,11 @@ type Config struct {
 	// without a heartbeat round (raft.Config.LeaseReads: safe while clock
 	// rates differ by less than about 10%).
 	LeaseReads bool
+	// NoTransferOnStop makes Stop on a leader stop at once. By default the
+	// leader first hands its role to the most up-to-date voter (waiting at
+	// most an election timeout), so that a planned restart causes no
+	// election timeout.
+	NoTransferOnStop bool
 	// NoSync skips fsync. Unsafe: acknowledged writes can be lost on a
 	// machine crash. For tests and benchmarks of the CPU path only.
 	NoSync bool

@@ -12,6 +12,8 @@ import (
 // and the state machine.
 func (n *Node) run() {
 	ticker := time.NewTicker(n.cfg.TickInterval)
+	stopc := n.stopc
+	var handOver <-chan time.Time // set while a stopping leader hands over
 	defer func() {
 		close(n.exiting)
 		ticker.Stop()
@@ -27,6 +29,9 @@ func (n *Node) run() {
 			delete(n.waiters, idx)
 		}
 		n.stopReads(n.stoppedErr())
+		if t := n.transfer; t != nil {
+			t.done <- n.stoppedErr()
+		}
 		for {
 			select {
 			case p := <-n.propc:
@@ -39,12 +44,27 @@ func (n *Node) run() {
 		close(n.done)
 	}()
 	for {
-		select {
-		case <-n.stopc:
-			if !n.crashed.Load() {
-				n.leaveGracefully()
-			}
+		if handOver != nil && n.role != raft.RoleLeader {
+			n.leaveGracefully() // handed over
 			return
+		}
+		select {
+		case <-stopc:
+			if n.crashed.Load() {
+				return
+			}
+			if d := n.handOver(); d > 0 {
+				stopc, handOver = nil, time.After(d)
+				break
+			}
+			n.leaveGracefully()
+			return
+		case <-handOver:
+			n.log.Warn("stopping: leadership hand-over timed out", "id", n.cfg.ID)
+			n.leaveGracefully()
+			return
+		case r := <-n.transferc:
+			n.startTransfer(r)
 		case <-ticker.C:
 			n.core.Tick()
 			n.ticks++
@@ -72,6 +92,7 @@ func (n *Node) run() {
 			n.log.Error("node stopping on a fatal error", "id", n.cfg.ID, "err", err)
 			return
 		}
+		n.checkTransfer()
 	}
 }
 
@@ -110,8 +131,13 @@ func (n *Node) propose(p *proposal) {
 	idx, term, err := n.core.Propose(p.data)
 	if err != nil {
 		var nl *raft.NotLeaderError
-		if errors.As(err, &nl) {
+		switch {
+		case errors.As(err, &nl):
 			err = &NotLeaderError{Leader: nl.Leader, LeaderAddr: n.cfg.Peers[nl.Leader]}
+		case errors.Is(err, raft.ErrTransferring):
+			// Handing over: send the client to the node taking over.
+			to := n.core.Transferee()
+			err = &NotLeaderError{Leader: to, LeaderAddr: n.cfg.Peers[to]}
 		}
 		p.done <- proposalResult{err: err}
 		return

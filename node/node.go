@@ -105,6 +105,7 @@ type Node struct {
 	done       chan struct{}
 	stop       sync.Once
 	crashed    atomic.Bool // set by crash: stop without the final flush
+	noHandOver atomic.Bool // set when the whole cluster stops: no transfer
 	err        error       // why the loop ended; read after done is closed
 
 	// Loop-owned state.
@@ -132,6 +133,10 @@ type Node struct {
 	readsApplying []*readWaiter
 	nextRead      uint64
 	ticks         uint64
+	// transferc takes TransferLeadership calls; transfer is the one under
+	// way (transfer.go).
+	transferc chan transferReq
+	transfer  *transferReq
 }
 
 type proposal struct {
@@ -174,6 +179,7 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		waiters:    map[uint64]*proposal{},
 		readc:      make(chan *readWaiter, c.MaxBatch),
 		reads:      map[uint64]*readWaiter{},
+		transferc:  make(chan transferReq),
 		metrics:    newMetrics(),
 	}
 	w, err := wal.Open(c.DataDir, wal.Options{
