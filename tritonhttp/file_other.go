@@ -1,0 +1,5 @@
+//go:build !unix
+
+package tritonhttp
+
+const openNonblock = 0
