@@ -115,3 +115,9 @@ func expectEOF(t *testing.T, br *bufio.Reader) {
 }
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+func newBufReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, readBufferSize) }
+
+func writeBytes(path string, n int) error {
+	return os.WriteFile(path, []byte(strings.Repeat("x", n)), 0o644)
+}
