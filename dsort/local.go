@@ -79,7 +79,7 @@ func SortFile(ctx context.Context, input, output string, opt Options) (Stats, er
 			return Stats{}, err
 		}
 		defer release()
-		r.arena = data
+		r.arena = viewArena(data)
 		sum, err := r.finish(output)
 		return Stats{Sum: sum, Duration: time.Since(start)}, err
 	}
@@ -92,8 +92,7 @@ func SortFile(ctx context.Context, input, output string, opt Options) (Stats, er
 				return Stats{}, err
 			}
 		}
-		buf := r.space(int(min(size, int64(r.mem))))
-		buf = buf[:min(int64(len(buf)), size-off, 16_000_000)]
+		buf := r.space(int(min(size-off, 16_000_000)))
 		n, err := f.ReadAt(buf, off)
 		if err != nil && (err != io.EOF || int64(n) != size-off) {
 			return Stats{}, fmt.Errorf("dsort: read %s: %w", input, err)

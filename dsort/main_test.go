@@ -11,7 +11,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	setChunkShift(10) // 1024-record chunks: most tests cross chunk boundaries
+	goleak.VerifyTestMain(m)
+}
 
 // genFile writes n generated records to a new file in dir and returns its path and Sum.
 func genFile(t *testing.T, dir, name string, n uint64, o GenOptions) (string, Sum) {

@@ -26,8 +26,8 @@ func newGatherWriter(workers int) *gatherWriter {
 	return g
 }
 
-// write writes the records of recs to w in the order of ents and adds them to sum.
-func (g *gatherWriter) write(w io.Writer, recs []byte, ents []entry, sum *Sum) error {
+// write writes the records of a to w in the order of ents and adds them to sum.
+func (g *gatherWriter) write(w io.Writer, a *arena, ents []entry, sum *Sum) error {
 	nblocks := (len(ents) + gatherBlock - 1) / gatherBlock
 	slots := len(g.bufs)
 	free := make([]chan struct{}, slots)
@@ -55,8 +55,7 @@ func (g *gatherWriter) write(w io.Writer, recs []byte, ents []entry, sum *Sum) e
 					b = make([]byte, 0, gatherBlock*RecordSize)
 				}
 				for _, e := range ents[lo:hi] {
-					i := e.index() * RecordSize
-					b = append(b, recs[i:i+RecordSize]...)
+					b = append(b, a.rec(e.index())...)
 				}
 				g.bufs[s] = b
 				ready[s] <- struct{}{}

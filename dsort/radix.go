@@ -34,8 +34,7 @@ func cmpEntry(a, b entry) int {
 	return 0
 }
 
-func makeEntry(recs []byte, i int) entry {
-	r := recs[i*RecordSize:]
+func makeEntry(r []byte, i int) entry {
 	return entry{
 		hi: binary.BigEndian.Uint64(r[:8]),
 		lo: uint64(binary.BigEndian.Uint16(r[8:10]))<<idxBits | uint64(i),
@@ -68,17 +67,17 @@ func newSorter(workers int) *sorter {
 	return &sorter{workers: workers}
 }
 
-// sort returns the entries of recs (a whole number of records) in key order,
-// ties in input order. The slice is owned by s and valid until the next call.
-func (s *sorter) sort(recs []byte) []entry {
-	n := len(recs) / RecordSize
+// sort returns the entries of a's records in key order, ties in input
+// order. The slice is owned by s and valid until the next call.
+func (s *sorter) sort(a *arena) []entry {
+	n := a.n
 	if cap(s.ents) < n {
 		s.ents = make([]entry, n)
 	}
 	ents := s.ents[:n]
 	if n < 1<<topBits {
 		for i := range ents {
-			ents[i] = makeEntry(recs, i)
+			ents[i] = makeEntry(a.rec(i), i)
 		}
 		slices.SortFunc(ents, cmpEntry)
 		return ents
@@ -94,10 +93,11 @@ func (s *sorter) sort(recs []byte) []entry {
 	parallel(w, func(k int) {
 		c := s.counts[k]
 		clear(c)
-		lo, hi := k*n/w, (k+1)*n/w
-		for i := lo; i < hi; i++ {
-			c[binary.BigEndian.Uint16(recs[i*RecordSize:])]++
-		}
+		forRecords(a, k*n/w, (k+1)*n/w, func(recs []byte, _ int) {
+			for i := 0; i < len(recs); i += RecordSize {
+				c[binary.BigEndian.Uint16(recs[i:])]++
+			}
+		})
 	})
 	// Offsets: bucket by bucket, worker by worker, so each bucket holds its
 	// entries in input order.
@@ -115,13 +115,14 @@ func (s *sorter) sort(recs []byte) []entry {
 	// Pass 2: scatter entries straight into their buckets.
 	parallel(w, func(k int) {
 		c := s.counts[k]
-		lo, hi := k*n/w, (k+1)*n/w
-		for i := lo; i < hi; i++ {
-			e := makeEntry(recs, i)
-			b := e.hi >> (64 - topBits)
-			ents[c[b]] = e
-			c[b]++
-		}
+		forRecords(a, k*n/w, (k+1)*n/w, func(recs []byte, first int) {
+			for i := 0; i < len(recs); i += RecordSize {
+				e := makeEntry(recs[i:], first+i/RecordSize)
+				b := e.hi >> (64 - topBits)
+				ents[c[b]] = e
+				c[b]++
+			}
+		})
 	})
 	// Pass 3: sort each bucket on the remaining bytes; workers take
 	// contiguous bucket ranges of about equal size.
@@ -137,6 +138,17 @@ func (s *sorter) sort(recs []byte) []entry {
 		}
 	})
 	return ents
+}
+
+// forRecords calls f on the runs of records lo..hi-1 of a that lie in one
+// chunk, with the index of each run's first record.
+func forRecords(a *arena, lo, hi int, f func(recs []byte, first int)) {
+	for lo < hi {
+		c, first := a.chunk(lo >> chunkShift)
+		end := min(hi, first+len(c)/RecordSize)
+		f(c[(lo-first)*RecordSize:(end-first)*RecordSize], lo)
+		lo = end
+	}
 }
 
 // sortBucket sorts e, whose entries agree on key bytes before d, with an

@@ -19,7 +19,7 @@ type runs struct {
 	tempDir string // parent of the run directory ("" = os.TempDir)
 	sync    bool   // fsync the output before renaming it
 
-	arena []byte // records not yet spilled; len is a multiple of RecordSize
+	arena *arena // records not yet spilled
 	dir   string // run directory, created at the first spill
 	files []string
 	s     *sorter
@@ -27,30 +27,19 @@ type runs struct {
 }
 
 func newRuns(mem int64, tempDir string, workers int, sync bool) *runs {
-	m := max(int(mem/RecordSize), 1) * RecordSize
-	return &runs{mem: m, tempDir: tempDir, sync: sync, s: newSorter(workers), g: newGatherWriter(workers)}
+	m := int(max(min(mem, 1<<62)/RecordSize, 1) * RecordSize)
+	return &runs{mem: m, tempDir: tempDir, sync: sync, arena: &arena{}, s: newSorter(workers), g: newGatherWriter(workers)}
 }
 
-// space returns the free tail of the arena, allocating the arena on first
-// use; size is a hint of how many bytes are coming.
-func (r *runs) space(hint int) []byte {
-	if r.arena == nil {
-		r.arena = make([]byte, 0, min(max(hint, 1<<20)/RecordSize*RecordSize, r.mem))
-	}
-	if len(r.arena) == cap(r.arena) && cap(r.arena) < r.mem {
-		// Grow toward mem: the first guess was too small.
-		a := make([]byte, len(r.arena), min(2*cap(r.arena), r.mem))
-		copy(a, r.arena)
-		r.arena = a
-	}
-	return r.arena[len(r.arena):cap(r.arena)]
-}
+// space returns free room at the end of the arena, at most max bytes
+// (a multiple of RecordSize); empty when the arena is full.
+func (r *runs) space(max int) []byte { return r.arena.space(min(max, r.mem-r.arena.bytes())) }
 
 // commit marks n more bytes of the arena's tail as records.
-func (r *runs) commit(n int) { r.arena = r.arena[:len(r.arena)+n] }
+func (r *runs) commit(n int) { r.arena.commit(n) }
 
 // full reports whether the arena holds mem bytes.
-func (r *runs) full() bool { return len(r.arena) >= r.mem }
+func (r *runs) full() bool { return r.arena.bytes() >= r.mem }
 
 // add copies recs into the arena, spilling whenever it fills.
 func (r *runs) add(recs []byte) error {
@@ -69,7 +58,7 @@ func (r *runs) add(recs []byte) error {
 
 // spill sorts the arena into a new run file and empties the arena.
 func (r *runs) spill() error {
-	if len(r.arena) == 0 {
+	if r.arena.n == 0 {
 		return nil
 	}
 	if r.dir == "" {
@@ -93,7 +82,7 @@ func (r *runs) spill() error {
 		return fmt.Errorf("dsort: spill %s: %w", name, err)
 	}
 	r.files = append(r.files, name)
-	r.arena = r.arena[:0]
+	r.arena.reset()
 	return nil
 }
 
