@@ -29,8 +29,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Server serves static files over HTTP/1.1. It is safe for concurrent use;
-// Serve may be called once per listener.
+// Server serves static files over HTTP/1.1. Serve is called once: its
+// shutdown ends every connection of the server.
 type Server struct {
 	lim    Limits
 	router *router

@@ -177,6 +177,12 @@ func BuildVirtualHosts(file, docroot, defaultHost string) (VirtualHosts, error) 
 		if vh.Default != "" {
 			return VirtualHosts{}, fmt.Errorf("%w: the document root and default host %q would both serve unknown hosts; keep one", ErrConfig, vh.Default)
 		}
+		if fi, err := os.Stat(docroot); err != nil || !fi.IsDir() {
+			if err == nil {
+				err = errors.New("not a directory")
+			}
+			return VirtualHosts{}, fmt.Errorf("%w: document root %s: %w", ErrConfig, docroot, err)
+		}
 		vh.Hosts = append(vh.Hosts, Host{Name: CatchAll, Root: docroot})
 	}
 	if err := vh.Validate(); err != nil {
