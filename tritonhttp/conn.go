@@ -271,6 +271,10 @@ func (c *conn) sendFile(e *entry, keep bool) bool {
 	}
 	rs.acceptRanges = rs.status == 200
 	rs.contentLength = n
+	// Gathered output stays within flushThreshold plus one response.
+	if len(c.out) > 0 && len(c.out)+int(n) > flushThreshold && c.flush() != nil {
+		return false
+	}
 	c.out = appendHead(c.out, &rs, date)
 	if r.method == methodHEAD {
 		c.logAccess(rs.status, 0)

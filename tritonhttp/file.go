@@ -41,14 +41,16 @@ type entry struct {
 // fileCache maps site-prefixed cleaned paths to entries, re-validating an
 // entry when it is older than cacheStaleness. 404s are never stored.
 type fileCache struct {
-	now   func() time.Time
-	mu    sync.RWMutex
+	now      func() time.Time
+	maxFiles int   // entries held at most (maxCacheFiles)
+	maxBytes int64 // content bytes held at most (maxCacheBytes)
+	mu       sync.RWMutex
 	m     map[string]*entry // guarded by mu
 	bytes int64             // content bytes held, guarded by mu
 }
 
 func newFileCache(now func() time.Time) *fileCache {
-	return &fileCache{now: now, m: make(map[string]*entry)}
+	return &fileCache{now: now, maxFiles: maxCacheFiles, maxBytes: maxCacheBytes, m: make(map[string]*entry)}
 }
 
 // get returns the entry for key (the site id then clean), resolving clean
@@ -89,14 +91,14 @@ func (fc *fileCache) wantBody(fi os.FileInfo) bool {
 	}
 	fc.mu.RLock()
 	defer fc.mu.RUnlock()
-	return fc.bytes+fi.Size() <= maxCacheBytes
+	return fc.bytes+fi.Size() <= fc.maxBytes
 }
 
 func (fc *fileCache) store(key string, ne, old *entry) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	cur, ok := fc.m[key]
-	if !ok && len(fc.m) >= maxCacheFiles {
+	if !ok && len(fc.m) >= fc.maxFiles {
 		return
 	}
 	if ok {
