@@ -45,8 +45,8 @@ type fileCache struct {
 	maxFiles int   // entries held at most (maxCacheFiles)
 	maxBytes int64 // content bytes held at most (maxCacheBytes)
 	mu       sync.RWMutex
-	m     map[string]*entry // guarded by mu
-	bytes int64             // content bytes held, guarded by mu
+	m        map[string]*entry // guarded by mu
+	bytes    int64             // content bytes held, guarded by mu
 }
 
 func newFileCache(now func() time.Time) *fileCache {
