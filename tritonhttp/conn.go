@@ -56,7 +56,9 @@ func (c *conn) serve() {
 		}
 		keep := c.req.persistent() && n < lim.MaxRequestsPerConn && !c.srv.closing.Load()
 		if !c.respond(keep) || !keep {
-			c.flush()
+			if c.flush() == nil && c.req.unreadBody {
+				c.lingerClose()
+			}
 			return
 		}
 		if len(c.out) >= flushThreshold && c.flush() != nil {
@@ -94,7 +96,29 @@ func (c *conn) refuse(err error) {
 		return
 	}
 	c.sendError(status, false, true)
-	c.flush()
+	if c.flush() == nil {
+		c.lingerClose()
+	}
+}
+
+// Lingering close bounds (RFC 9112 §9.6).
+const (
+	lingerTimeout = 500 * time.Millisecond
+	lingerBytes   = 256 << 10
+)
+
+// lingerClose half-closes a TCP connection and drains, briefly, what the
+// client is still sending: closing with unread input would reset the
+// connection and could destroy the response before the client reads it
+// (RFC 9112 §9.6).
+func (c *conn) lingerClose() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	c.br.Discard(c.br.Buffered())
+	io.CopyN(io.Discard, c.nc, lingerBytes)
 }
 
 // readBy sets the read deadline d from now. A deadline within d/32 of the

@@ -329,3 +329,39 @@ func TestE2ECurl(t *testing.T) {
 		t.Errorf("keep-alive not reused:\n%s", got)
 	}
 }
+
+// A refused request whose body is still arriving gets its answer and the
+// connection closes (lingering close), and an Expect: 100-continue request
+// is answered without waiting for its body.
+func TestE2ERefusalWithBodyInFlight(t *testing.T) {
+	root := testRoot(t, siteFiles)
+	addr := startServer(t, Config{Hosts: VirtualHosts{Hosts: []Host{{Name: CatchAll, Root: root}}}, Limits: Limits{MaxBodyBytes: 1000}})
+	for _, tt := range []struct {
+		head   string
+		body   int
+		status int
+	}{
+		{"GET /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", 100000, 413},
+		{"GET /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\nExpect: 100-continue\r\n\r\n", 0, 200},
+		{"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 100000, 400},
+	} {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			io.WriteString(nc, tt.head)
+			nc.Write(make([]byte, tt.body))
+		}()
+		br := bufio.NewReader(nc)
+		resp, _ := readResponse(t, br, "GET")
+		if resp.StatusCode != tt.status || !resp.Close {
+			t.Errorf("%.30q: %d close=%v, want %d and close", tt.head, resp.StatusCode, resp.Close, tt.status)
+		}
+		nc.Close()
+		<-wrote
+	}
+}

@@ -83,6 +83,8 @@ type request struct {
 	hosts    int  // number of Host field lines
 
 	close, keepAlive bool  // Connection tokens
+	expectContinue   bool  // Expect: 100-continue
+	unreadBody       bool  // the body was left unread: the connection must close
 	contentLength    int64 // -1 when absent
 	chunked          bool  // a Transfer-Encoding was sent
 	ims, rng, ifRng  span  // If-Modified-Since, Range, If-Range
@@ -346,6 +348,8 @@ func (r *request) noteField(name []byte, v span) error {
 		r.contentLength = n
 	case "Transfer-Encoding":
 		r.chunked = true
+	case "Expect":
+		r.expectContinue = equalFold(r.bytes(v), "100-continue")
 	case "If-Modified-Since":
 		r.ims = v
 	case "Range":
@@ -446,13 +450,19 @@ func (r *request) check() error {
 
 // discardBody reads and drops a Content-Length body (RFC 9112 §6.2): GET and
 // HEAD bodies have no meaning here, but must be consumed to find the next
-// request.
+// request. A client that sent Expect: 100-continue waits for a go-ahead
+// before sending its body; it gets the final answer instead, and the
+// connection closes (RFC 9110 §10.1.1).
 func (r *request) discardBody(br *bufio.Reader, lim *Limits) error {
 	if r.contentLength <= 0 {
 		return nil
 	}
 	if r.contentLength > lim.MaxBodyBytes {
 		return errBodyTooLarge
+	}
+	if r.expectContinue && int64(br.Buffered()) < r.contentLength {
+		r.unreadBody = true
+		return nil
 	}
 	_, err := br.Discard(int(r.contentLength))
 	return err
@@ -461,7 +471,7 @@ func (r *request) discardBody(br *bufio.Reader, lim *Limits) error {
 // persistent reports whether the connection may stay open after this
 // request (RFC 9112 §9.3).
 func (r *request) persistent() bool {
-	if r.close {
+	if r.close || r.unreadBody {
 		return false
 	}
 	return r.proto == 11 || r.keepAlive
