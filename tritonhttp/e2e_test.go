@@ -365,3 +365,65 @@ func TestE2ERefusalWithBodyInFlight(t *testing.T) {
 		<-wrote
 	}
 }
+
+// Shutting down under load ends every connection and Serve returns.
+func TestE2EShutdownUnderLoad(t *testing.T) {
+	root := testRoot(t, map[string]string{"a.txt": "A", "big.bin": strings.Repeat("b", 256<<10)})
+	s, err := NewServer(Config{Hosts: VirtualHosts{Hosts: []Host{{Name: CatchAll, Root: root}}}, Limits: Limits{ShutdownTimeout: 2 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ctx, ln) }()
+	var served sync.WaitGroup
+	served.Add(8)
+	var clients sync.WaitGroup
+	for i := range 8 {
+		clients.Add(1)
+		go func() {
+			defer clients.Done()
+			var once sync.Once
+			mark := func() { once.Do(served.Done) }
+			defer mark()
+			nc, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				return
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(nc)
+			path := []string{"/a.txt", "/big.bin"}[i%2]
+			for n := 0; ; n++ {
+				if _, err := io.WriteString(nc, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+					return
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if n == 10 {
+					mark()
+				}
+				if resp.Close {
+					return
+				}
+			}
+		}()
+	}
+	served.Wait()
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	clients.Wait()
+	if n := s.open.Load(); n != 0 {
+		t.Errorf("%d connections still counted open", n)
+	}
+}
