@@ -449,3 +449,20 @@ func TestRunPeerDies(t *testing.T) {
 	}
 	assertNoTemp(t, tc.dir, "in.0", "in.1", "in.2")
 }
+
+// TestRunStrayConnections connects a silent client and one that speaks
+// another protocol before the peers: both are dropped and the sort goes on.
+func TestRunStrayConnections(t *testing.T) {
+	tc := newTestCluster(t, 2, PartitionBits)
+	ins, sum := genInputs(t, tc.dir, repeat(2, 3000), GenOptions{Seed: 18})
+	for _, greeting := range []string{"", "GET / HTTP/1.1\r\nHost: x\r\n\r\n"} {
+		c, err := net.Dial("tcp", tc.lns[0].Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte(greeting))
+	}
+	noErrors(t, tc.runAll(ins, NodeOptions{}))
+	checkSorted(t, sum, tc.outs()...)
+}

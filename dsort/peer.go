@@ -284,12 +284,42 @@ func (nd *node) checkHello(h wire.Hello, from int) error {
 }
 
 // acceptAll accepts one connection from every peer and starts a receiver
-// for each on wg.
+// for each on wg. Handshakes run concurrently, so a stray or silent client
+// cannot hold up the peers; once every peer is in, the listener closes.
 func (nd *node) acceptAll(ln net.Listener, wg *sync.WaitGroup) error {
+	var mu sync.Mutex
 	seen := make([]bool, nd.n)
-	for got := 1; got < nd.n; {
+	got := 0
+	pending := map[net.Conn]bool{} // handshakes in progress
+	complete := func() bool { mu.Lock(); defer mu.Unlock(); return got == nd.n-1 }
+	// claim reserves peer from for c; false if taken. The last claim
+	// closes the listener and any other handshake still in progress.
+	claim := func(c net.Conn, from int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		delete(pending, c)
+		if seen[from] {
+			return false
+		}
+		seen[from] = true
+		if got++; got == nd.n-1 {
+			ln.Close()
+			for p := range pending {
+				p.Close()
+			}
+		}
+		return true
+	}
+	if nd.n == 1 {
+		ln.Close()
+		return nil
+	}
+	for {
 		c, err := ln.Accept()
 		if err != nil {
+			if complete() {
+				return nil
+			}
 			if cause := context.Cause(nd.ctx); cause != nil {
 				return cause
 			}
@@ -298,26 +328,33 @@ func (nd *node) acceptAll(ln net.Listener, wg *sync.WaitGroup) error {
 		if !nd.track(c) {
 			return context.Cause(nd.ctx)
 		}
-		from, r, err := nd.accept(c, seen)
-		if errors.Is(err, ErrMismatch) {
-			return err
-		}
-		if err != nil {
-			nd.log.Warn("dsort: dropped a connection", "node", nd.id, "remote", c.RemoteAddr().String(), "err", err)
-			c.Close()
-			continue
-		}
-		seen[from] = true
-		got++
-		nd.streams.Add(1)
-		nd.addIncoming(c)
-		wg.Go(func() { nd.fail(nd.receive(r, from)) })
+		mu.Lock()
+		pending[c] = true
+		mu.Unlock()
+		wg.Go(func() {
+			from, r, err := nd.accept(c, func(from int) bool { return claim(c, from) })
+			if errors.Is(err, ErrMismatch) {
+				nd.fail(err)
+				return
+			}
+			if err != nil && complete() {
+				c.Close() // a stray client, cut off once every peer is in
+				return
+			}
+			if err != nil {
+				nd.log.Warn("dsort: dropped a connection", "node", nd.id, "remote", c.RemoteAddr().String(), "err", err)
+				c.Close()
+				return
+			}
+			nd.streams.Add(1)
+			nd.addIncoming(c)
+			nd.fail(nd.receive(r, from))
+		})
 	}
-	return nil
 }
 
-// accept reads and checks a Hello and answers it.
-func (nd *node) accept(c net.Conn, seen []bool) (int, *wire.Reader, error) {
+// accept reads and checks a Hello, claims its sender and answers it.
+func (nd *node) accept(c net.Conn, claim func(from int) bool) (int, *wire.Reader, error) {
 	c.SetDeadline(time.Now().Add(handshakeWait))
 	defer c.SetDeadline(time.Time{})
 	r := wire.NewReader(c)
@@ -337,7 +374,7 @@ func (nd *node) accept(c net.Conn, seen []bool) (int, *wire.Reader, error) {
 		return 0, nil, err
 	}
 	from := int(h.From)
-	if from >= nd.n || from == nd.id || seen[from] {
+	if from >= nd.n || from == nd.id || !claim(from) {
 		err := fmt.Errorf("%w: a second connection from node %d", ErrMismatch, from)
 		wire.WriteFrame(c, wire.TypeError, []byte(truncate(err.Error())))
 		return 0, nil, err
