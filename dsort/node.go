@@ -38,6 +38,14 @@ type NodeOptions struct {
 	// DialTimeout is how long to keep retrying peers that are not up yet
 	// (default 30s). Peers may start in any order within it.
 	DialTimeout time.Duration
+	// IdleTimeout fails the run when a peer's stream makes no progress for
+	// this long, in either direction (default 2m): a peer that hangs
+	// (SIGSTOP, a dead host without a reset) cannot stall the others
+	// forever. It must exceed the longest spill a node may do.
+	IdleTimeout time.Duration
+
+	// beforeEnd, a test hook, runs in each sender before it writes End.
+	beforeEnd func(ctx context.Context, peer int)
 	// Progress, when set, receives a progress line every ProgressEvery
 	// (default 2s) while the run lasts.
 	Progress      io.Writer
@@ -128,6 +136,13 @@ func Run(ctx context.Context, cfg Config, id int, in Input, output string, opt N
 	st.Duration = time.Since(start)
 	nd.progress(st.Duration, true)
 	return st, nil
+}
+
+func (o NodeOptions) idle() time.Duration {
+	if o.IdleTimeout <= 0 {
+		return 2 * time.Minute
+	}
+	return o.IdleTimeout
 }
 
 func closeListener(l net.Listener) {
@@ -237,6 +252,7 @@ func (nd *node) run(f *os.File, off, size int64) (NodeStats, error) {
 			continue
 		}
 		outs[j] = newPeerOut(j)
+		outs[j].idle = nd.opt.idle()
 		wg.Go(func() { nd.fail(nd.sendTo(outs[j], sample, &rev)) })
 	}
 	stop := nd.startProgress()

@@ -304,18 +304,27 @@ func TestRunConfigMismatch(t *testing.T) {
 	assertNoTemp(t, tc.dir, "in.0", "in.1")
 }
 
-// TestRunPeerAborts cancels one node mid-run, once every connection is
-// up: the others fail naming it and leave no output.
+// TestRunPeerAborts cancels node 2 mid-run, once every connection is up
+// and before it has ended its streams: the others fail naming it and
+// leave no output.
 func TestRunPeerAborts(t *testing.T) {
 	tc := newTestCluster(t, 3, PartitionBits)
-	ins, _ := genInputs(t, tc.dir, []uint64{2000, 2000, 200_000}, GenOptions{Seed: 15})
+	ins, _ := genInputs(t, tc.dir, repeat(3, 3000), GenOptions{Seed: 15})
 	ctx, cancel := context.WithCancel(bg)
 	defer cancel()
 	g := &gate{cancel: cancel, up: make([]bool, 3)}
 	opt := func(i int) NodeOptions {
 		return NodeOptions{Progress: gateWriter{g, i}, ProgressEvery: time.Millisecond}
 	}
-	c2 := tc.run(ctx, 2, ins[2], opt(2))
+	o2 := opt(2)
+	o2.beforeEnd = func(ctx context.Context, _ int) {
+		g.mu.Lock()
+		g.holding = true
+		g.check()
+		g.mu.Unlock()
+		<-ctx.Done() // node 2 never ends its streams: it is cancelled first
+	}
+	c2 := tc.run(ctx, 2, ins[2], o2)
 	c0 := tc.run(bg, 0, ins[0], opt(0))
 	c1 := tc.run(bg, 1, ins[1], opt(1))
 	if err := <-c2; !errors.Is(err, context.Canceled) {
@@ -329,12 +338,20 @@ func TestRunPeerAborts(t *testing.T) {
 	assertNoTemp(t, tc.dir, "in.0", "in.1", "in.2")
 }
 
-// gate cancels node 2 once every node reports all its connections up.
+// gate cancels node 2 once every node reports all its connections up and
+// node 2 holds back its End frames.
 type gate struct {
-	mu     sync.Mutex
-	up     []bool
-	once   sync.Once
-	cancel func()
+	mu      sync.Mutex
+	up      []bool
+	holding bool
+	once    sync.Once
+	cancel  func()
+}
+
+func (g *gate) check() {
+	if g.holding && g.up[0] && g.up[1] && g.up[2] {
+		g.once.Do(g.cancel)
+	}
 }
 
 type gateWriter struct {
@@ -348,31 +365,8 @@ func (w gateWriter) Write(p []byte) (int, error) {
 	if strings.Contains(string(p), "connected 4/4") {
 		w.g.up[w.i] = true
 	}
-	if w.g.up[0] && w.g.up[1] && w.g.up[2] {
-		w.g.once.Do(w.g.cancel)
-	}
+	w.g.check()
 	return len(p), nil
-}
-
-func TestCluster(t *testing.T) {
-	dir := t.TempDir()
-	in, sum := genFile(t, dir, "in", 30001, GenOptions{Seed: 16, Skew: true})
-	for _, part := range []string{PartitionBits, PartitionSample} {
-		out := filepath.Join(dir, part)
-		os.Mkdir(out, 0o755)
-		st, outs, err := Cluster(bg, 4, in, out, part, NodeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkSorted(t, sum, outs...)
-		var read Sum
-		for _, s := range st {
-			read.Merge(s.Input)
-		}
-		if read != sum {
-			t.Errorf("nodes read %v, input %v", read, sum)
-		}
-	}
 }
 
 // TestRunPeerDies has a fake node 1 that handshakes, sends two data frames
@@ -465,4 +459,46 @@ func TestRunStrayConnections(t *testing.T) {
 	}
 	noErrors(t, tc.runAll(ins, NodeOptions{}))
 	checkSorted(t, sum, tc.outs()...)
+}
+
+// TestRunPeerHangs has a fake node 1 that handshakes and then goes silent
+// (as a SIGSTOPped process would): the real node fails after IdleTimeout.
+func TestRunPeerHangs(t *testing.T) {
+	tc := newTestCluster(t, 2, PartitionBits)
+	if err := tc.cfg.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	ins, _ := genInputs(t, tc.dir, repeat(2, 100), GenOptions{Seed: 19})
+	fake := tc.lns[1]
+	tc.lns[1] = nil
+	defer fake.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	quit := make(chan struct{})
+	defer close(quit)
+	wg.Go(func() { // accept node 0's stream and never read it
+		c, err := fake.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := wire.NewReader(c)
+		if _, p, err := r.Next(); err == nil {
+			h, _ := wire.ParseHello(p)
+			wire.WriteFrame(c, wire.TypeAccept, wire.AppendHello(nil, wire.Hello{From: 1, To: h.From, Nodes: 2, ConfigHash: tc.cfg.Hash()}))
+		}
+		<-quit
+	})
+	c0 := tc.run(bg, 0, ins[0], NodeOptions{IdleTimeout: 200 * time.Millisecond})
+	c, err := net.Dial("tcp", tc.cfg.Servers[0].Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	wire.WriteFrame(c, wire.TypeHello, wire.AppendHello(nil, wire.Hello{From: 1, To: 0, Nodes: 2, ConfigHash: tc.cfg.Hash()}))
+	err = <-c0
+	if !errors.Is(err, ErrPeer) || !strings.Contains(err.Error(), "node 1") || !strings.Contains(err.Error(), "stopped or hung") {
+		t.Fatalf("got %v, want an idle peer error naming node 1", err)
+	}
+	assertNoTemp(t, tc.dir, "in.0", "in.1")
 }

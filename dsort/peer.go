@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -41,6 +42,8 @@ type peerOut struct {
 	cmu  sync.Mutex // guards conn
 	conn net.Conn   // set once dialled and handshaken
 
+	idle time.Duration // write deadline per frame (0: none)
+
 	wmu    sync.Mutex // serializes frames on conn: the sender's and a failure's Error
 	broken bool       // guarded by wmu: a write failed, maybe mid-frame: write no more
 }
@@ -57,17 +60,31 @@ func (o *peerOut) getConn() net.Conn {
 	return o.conn
 }
 
-// write writes one whole frame (header included) under wmu.
+// write writes one whole frame (header included) under wmu, failing if
+// the peer takes nothing for the idle timeout.
 func (o *peerOut) write(b []byte) error {
+	var deadline time.Time
+	if o.idle > 0 {
+		deadline = time.Now().Add(o.idle)
+	}
+	return o.writeBy(b, deadline)
+}
+
+// writeBy writes one whole frame under wmu with a write deadline.
+func (o *peerOut) writeBy(b []byte, deadline time.Time) error {
 	c := o.getConn()
 	o.wmu.Lock()
 	defer o.wmu.Unlock()
 	if o.broken || c == nil {
 		return net.ErrClosed
 	}
+	c.SetWriteDeadline(deadline)
 	_, err := c.Write(b)
 	if err != nil {
 		o.broken = true
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("node %d took nothing for %v (is it stopped or hung?)", o.peer, o.idle)
+		}
 	}
 	return err
 }
@@ -152,6 +169,12 @@ func (nd *node) sendTo(o *peerOut, sample []byte, rev *sync.WaitGroup) error {
 		}
 		nd.sent.Add(int64(len(recs)))
 		o.free <- b
+	}
+	if nd.opt.beforeEnd != nil {
+		nd.opt.beforeEnd(nd.ctx, o.peer)
+		if nd.ctx.Err() != nil {
+			return context.Cause(nd.ctx)
+		}
 	}
 	// From here on a closed connection is the peer finishing, not failing;
 	// a failed write of End is still ours to report.
@@ -348,7 +371,7 @@ func (nd *node) acceptAll(ln net.Listener, wg *sync.WaitGroup) error {
 			}
 			nd.streams.Add(1)
 			nd.addIncoming(c)
-			nd.fail(nd.receive(r, from))
+			nd.fail(nd.receive(c, r, from))
 		})
 	}
 }
@@ -400,15 +423,23 @@ type peerSample struct {
 
 // receive reads a peer's stream: its sample (sampled partitioning), data
 // frames, and End, whose count and checksum must match what arrived.
-func (nd *node) receive(r *wire.Reader, from int) error {
+func (nd *node) receive(c net.Conn, r *wire.Reader, from int) error {
 	addr := nd.cfg.Servers[from].Addr()
 	var sum Sum
 	wantSample := nd.cfg.Partition == PartitionSample
+	idle := nd.opt.idle()
 	for {
+		if nd.ctx.Err() == nil {
+			c.SetReadDeadline(time.Now().Add(idle))
+		}
 		t, p, err := r.Next()
 		if err != nil {
 			if cause := context.Cause(nd.ctx); cause != nil {
 				return cause
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("%w: node %d (%s) sent nothing for %v after %d records (is it stopped or hung?)",
+					ErrPeer, from, addr, idle, sum.Records)
 			}
 			return fmt.Errorf("%w: the stream from node %d (%s) ended after %d records without an end frame (it failed or was killed): %v",
 				ErrPeer, from, addr, sum.Records, err)
@@ -485,7 +516,7 @@ func (nd *node) broadcastError(err error, outs []*peerOut) {
 				return
 			}
 			c.SetWriteDeadline(deadline) // unblocks a sender stuck on a full peer
-			o.write(frame)
+			o.writeBy(frame, deadline)
 		})
 	}
 	wg.Wait()

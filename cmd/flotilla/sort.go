@@ -198,6 +198,7 @@ func printSortStats(cmd *cobra.Command, out string, st dsort.Stats) {
 type progressFlags struct {
 	every   time.Duration
 	dial    time.Duration
+	idle    time.Duration
 	verbose bool
 }
 
@@ -205,6 +206,7 @@ func (p *progressFlags) add(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.DurationVar(&p.every, "progress", 2*time.Second, "print a progress line to stderr this often (0: never)")
 	f.DurationVar(&p.dial, "dial-timeout", 30*time.Second, "how long to keep retrying peers that are not up yet")
+	f.DurationVar(&p.idle, "idle-timeout", 2*time.Minute, "fail when a peer's stream makes no progress for this long (a hung peer)")
 	f.BoolVar(&p.verbose, "verbose", false, "log connection events to stderr")
 }
 
@@ -212,7 +214,7 @@ func (p *progressFlags) apply(cmd *cobra.Command, o *dsort.NodeOptions) {
 	if p.every > 0 {
 		o.Progress, o.ProgressEvery = cmd.ErrOrStderr(), p.every
 	}
-	o.DialTimeout = p.dial
+	o.DialTimeout, o.IdleTimeout = p.dial, p.idle
 	if p.verbose {
 		o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
