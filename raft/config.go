@@ -42,9 +42,23 @@ type Config struct {
 	// ID identifies this node; it must be non-zero and unique in the cluster.
 	ID uint64
 	// Peers lists every voter, including ID, for a node that starts a new
-	// cluster. A restarted node takes its membership from its snapshot if it
-	// has one, and from Peers otherwise.
+	// cluster. A restarted node takes its membership from its snapshot and
+	// the configuration entries it applied after it, starting from Peers
+	// when it has no snapshot.
 	Peers []uint64
+	// Join starts a node with no membership, to be added to a running
+	// cluster (as a learner or voter, by a ProposeConfChange on its
+	// leader): it learns the membership from the leader's log or snapshot.
+	// Peers must be empty.
+	Join bool
+	// AutoPromoteLearners makes the leader propose a learner as a voter
+	// once it has caught up: it answered recently and its log is within
+	// PromoteLagEntries of the leader's (dissertation §4.2.1). One
+	// promotion at a time; off by default.
+	AutoPromoteLearners bool
+	// PromoteLagEntries is the lag within which a learner counts as
+	// caught up. Default 100.
+	PromoteLagEntries uint64
 	// ElectionTicks is the election timeout in ticks: a follower that hears
 	// nothing from a leader for a random time in [ElectionTicks,
 	// 2*ElectionTicks) ticks starts an election. Default 10. It should be
@@ -166,20 +180,24 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.Logger == nil {
 		d.Logger = discardLogger{}
 	}
-	voters := d.Peers
-	if rs := d.Restore; rs != nil && !rs.Snapshot.IsEmpty() {
-		voters = rs.Snapshot.Meta.ConfState.Voters
+	if d.PromoteLagEntries == 0 {
+		d.PromoteLagEntries = 100
 	}
-	if len(voters) == 0 {
-		return d, fmt.Errorf("%w: no voters (set Peers)", ErrInvalidConfig)
-	}
-	if !slices.Contains(voters, d.ID) {
-		return d, fmt.Errorf("%w: node %d is not among the voters %v", ErrInvalidConfig, d.ID, voters)
-	}
-	for _, v := range voters {
+	for _, v := range d.Peers {
 		if v == None {
 			return d, fmt.Errorf("%w: voter ID 0 is reserved", ErrInvalidConfig)
 		}
+	}
+	switch {
+	case d.Join && len(d.Peers) > 0:
+		return d, fmt.Errorf("%w: a joining node takes its membership from the leader; leave Peers empty", ErrInvalidConfig)
+	case d.Join || d.Restore != nil:
+		// The membership comes from the leader, or from the restored
+		// snapshot and log (where this node may be a learner, or removed).
+	case len(d.Peers) == 0:
+		return d, fmt.Errorf("%w: no voters (set Peers, or Join to join an existing cluster)", ErrInvalidConfig)
+	case !slices.Contains(d.Peers, d.ID):
+		return d, fmt.Errorf("%w: node %d is not among the voters %v (set Join to join as a new member)", ErrInvalidConfig, d.ID, d.Peers)
 	}
 	return d, nil
 }

@@ -30,5 +30,7 @@
 // current-term replicas (Raft §5.4.2), log compaction with snapshots
 // (Raft §7), and linearizable reads without a log write: ReadIndex with one
 // heartbeat round shared by all reads of a Ready, or leader leases
-// (dissertation §6.4). Quorums are computed through package quorum.
+// (dissertation §6.4), membership changes in one step or through a joint
+// configuration (§4.1, §4.3) with learners and their opt-in promotion, and
+// leadership transfer (§3.10). Quorums are computed through package quorum.
 package raft

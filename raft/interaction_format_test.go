@@ -27,6 +27,15 @@ func fmtEntries(ents ...raft.Entry) string {
 	parts := make([]string, len(ents))
 	for i, e := range ents {
 		parts[i] = fmt.Sprintf("%d/%d", e.Term, e.Index)
+		if e.Type == raft.EntryConfChange {
+			cc, cs, err := raft.DecodeConfChange(e.Data)
+			if err != nil {
+				parts[i] += ":conf?" + err.Error()
+			} else {
+				parts[i] += fmt.Sprintf(":conf[%v -> %v]", cc, cs)
+			}
+			continue
+		}
 		if len(e.Data) > 0 {
 			parts[i] += ":" + string(e.Data)
 		}
@@ -103,6 +112,9 @@ func writeReady(w *strings.Builder, rd raft.Ready, lost []bool) {
 func writeStatus(w *strings.Builder, st raft.Status) {
 	fmt.Fprintf(w, "%d: %s term=%d vote=%s lead=%s commit=%d applied=%d snapshot=%d last=%d\n",
 		st.ID, st.Role, st.Term, idName(st.Vote), idName(st.Lead), st.Commit, st.Applied, st.SnapshotIndex, st.LastIndex)
+	if cs := st.Config; cs.IsJoint() || len(cs.Learners) > 0 {
+		fmt.Fprintf(w, "  config %v\n", cs)
+	}
 	for _, p := range st.Progress {
 		fmt.Fprintf(w, "  progress %d: %s match=%d next=%d inflight=%d active=%t\n", p.ID, p.State, p.Match, p.Next, p.Inflight, p.RecentActive)
 	}

@@ -11,7 +11,8 @@ package raft_test
 //	go test ./raft -run TestInteraction -rewrite
 //
 // Commands (IDs are positional; read-index is described in read_index.txt,
-// transfer-leadership in transfer.txt):
+// transfer-leadership in transfer.txt, join-node and propose-conf-change in
+// membership.txt):
 //
 //	add-nodes N [prevote=true] [checkquorum=true] [lease=true] [max-msg-bytes=B]
 //	          [max-inflight=K] [election=T] [heartbeat=T]
@@ -223,6 +224,10 @@ func (c *cluster) run(t *testing.T, d *datadriven.TestData) string {
 			fmt.Fprintf(&w, "%s (durable: term=%d vote=%s commit=%d, %d entries after snapshot %d)\n",
 				roleLine(m), m.store.hs.Term, idName(m.store.hs.Vote), m.store.hs.Commit, len(m.store.ents), m.store.snapIndex())
 		}
+	case "join-node":
+		c.joinNode(t, d, &w)
+	case "propose-conf-change":
+		c.proposeConfChange(t, d, &w)
 	case "transfer-leadership":
 		pos := positional(d)
 		var to uint64
@@ -361,6 +366,47 @@ func (c *cluster) boot(t testing.TB, m *member) {
 	m.node = n
 }
 
+// joinNode adds node N (the next ID) started with Join, configured like
+// node 1, for a later propose-conf-change to add.
+func (c *cluster) joinNode(t *testing.T, d *datadriven.TestData, w *strings.Builder) {
+	pos := positional(d)
+	if len(pos) != 1 || pos[0] != strconv.Itoa(len(c.members)+1) {
+		d.Fatalf(t, "join-node N: N must be the next node ID, %d", len(c.members)+1)
+	}
+	cfg := c.members[0].cfg
+	cfg.ID, cfg.Peers, cfg.Join = uint64(len(c.members)+1), nil, true
+	m := &member{id: cfg.ID, cfg: cfg}
+	c.members = append(c.members, m)
+	c.boot(t, m)
+	fmt.Fprintln(w, roleLine(m))
+}
+
+// proposeConfChange proposes a membership change: each argument after the
+// node is vN (AddVoter), lN (AddLearner) or rN (RemoveNode); none leaves a
+// joint configuration.
+func (c *cluster) proposeConfChange(t *testing.T, d *datadriven.TestData, w *strings.Builder) {
+	pos := positional(d)
+	if len(pos) < 1 {
+		d.Fatalf(t, "propose-conf-change ID [vN|lN|rN...]")
+	}
+	m := c.member(t, d, pos[0])
+	var cc raft.ConfChange
+	for _, a := range pos[1:] {
+		id, err := strconv.ParseUint(a[1:], 10, 64)
+		typ := map[byte]raft.ConfChangeType{'v': raft.AddVoter, 'l': raft.AddLearner, 'r': raft.RemoveNode}[a[0]]
+		if err != nil || typ == 0 {
+			d.Fatalf(t, "change %q: want vN, lN or rN", a)
+		}
+		cc.Changes = append(cc.Changes, raft.ConfChangeSingle{Type: typ, NodeID: id})
+	}
+	idx, term, err := m.node.ProposeConfChange(cc)
+	if err != nil {
+		fmt.Fprintf(w, "%d: %v\n", m.id, err)
+		return
+	}
+	fmt.Fprintf(w, "%d: proposed %v at %d/%d\n", m.id, cc, term, idx)
+}
+
 func (c *cluster) propose(t *testing.T, d *datadriven.TestData, w *strings.Builder) {
 	pos := positional(d)
 	if len(pos) < 2 {
@@ -450,7 +496,7 @@ func (c *cluster) processReady(t testing.TB, w *strings.Builder, m *member) {
 		}
 		c.applied[e.Index] = e
 		m.sm.applied = e.Index
-		if len(e.Data) > 0 {
+		if len(e.Data) > 0 && e.Type == raft.EntryNormal {
 			m.sm.cmds = append(m.sm.cmds, command{e.Index, string(e.Data)})
 		}
 	}

@@ -78,7 +78,15 @@ type Node struct {
 	voters quorum.Joint
 	ids    []uint64
 	prs    map[uint64]*progress
-	votes  map[uint64]bool
+	// Membership (confchange.go): the learners, whether to leave the joint
+	// configuration on its own, the index of the newest configuration
+	// entry the leader appended (no other may be proposed until it is
+	// applied) and of the configuration in force.
+	learners         map[uint64]bool
+	autoLeave        bool
+	pendingConfIndex uint64
+	confIndex        uint64
+	votes            map[uint64]bool
 
 	electionElapsed   int
 	heartbeatElapsed  int
@@ -106,6 +114,7 @@ type Node struct {
 	ticks            uint64
 	roundTicks       [64]roundStart
 	leaseStart       uint64
+	leaseRevoked     bool // a MsgTimeoutNow went out this term: no lease
 
 	// Leadership transfer (transfer.go): the node it goes to and the ticks
 	// since it began; campaignTransfer marks the votes of an election the
@@ -128,16 +137,17 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{id: c.ID, cfg: c, ticks: 1}
-	voters := c.Peers
+	cs := ConfState{Voters: slices.Sorted(slices.Values(c.Peers))}
 	if rs := c.Restore; rs != nil {
 		if err := n.restorePersisted(rs); err != nil {
 			return nil, err
 		}
 		if !rs.Snapshot.IsEmpty() {
-			voters = rs.Snapshot.Meta.ConfState.Voters
+			cs = rs.Snapshot.Meta.ConfState
+			n.confIndex = rs.Snapshot.Meta.Index
 		}
 	}
-	n.setVoters(voters)
+	n.applyConfState(cs)
 	applied := max(c.Applied, n.log.snap.Index)
 	if applied > n.log.committed {
 		// The host's image is ahead of the durable commit index: the commit
@@ -148,6 +158,18 @@ func New(cfg Config) (*Node, error) {
 		n.log.committed = applied
 	}
 	n.log.applied, n.log.applying = applied, applied
+	// The committed configuration entries are in force: the ones the host
+	// applied, and those it is about to be handed again.
+	for i := n.log.snap.Index + 1; i <= n.log.committed; i++ {
+		if e := &n.log.ents[i-n.log.snap.Index-1]; e.Type == EntryConfChange {
+			_, cs, err := DecodeConfChange(e.Data)
+			if err != nil {
+				return nil, fmt.Errorf("%w: configuration entry %d/%d: %v", ErrInvalidConfig, e.Term, e.Index, err)
+			}
+			n.applyConfState(cs)
+			n.confIndex = e.Index
+		}
+	}
 	n.becomeFollower(n.term, None)
 	n.prevHard = n.hardState()
 	n.prevSoft = n.softState()
@@ -177,19 +199,6 @@ func (n *Node) restorePersisted(rs *PersistedState) error {
 	n.term, n.vote = hs.Term, hs.Vote
 	n.log.committed = max(hs.Commit, n.log.snap.Index)
 	return nil
-}
-
-func (n *Node) setVoters(voters []uint64) {
-	n.voters = quorum.Joint{quorum.NewMajority(voters...)}
-	n.ids = n.voters.IDs()
-	n.prs = make(map[uint64]*progress, len(n.ids))
-	for _, id := range n.ids {
-		n.prs[id] = &progress{
-			Next:      n.log.lastIndex() + 1,
-			State:     StateProbe,
-			Inflights: newInflights(n.cfg.MaxInflightMsgs, n.cfg.MaxInflightBytes),
-		}
-	}
 }
 
 func (n *Node) hardState() HardState {
@@ -237,6 +246,8 @@ func (n *Node) tickHeartbeat() {
 	}
 	n.expireSnapshots()
 	n.tickTransfer()
+	n.maybeLeaveJoint()
+	n.maybePromoteLearner()
 	if n.heartbeatElapsed >= n.cfg.HeartbeatTicks {
 		n.heartbeatElapsed = 0
 		n.bcastHeartbeat()
@@ -326,6 +337,12 @@ func (n *Node) poll(id uint64, granted bool) quorum.VoteResult {
 }
 
 func (n *Node) winElection(pre bool) {
+	if !n.voters.Contains(n.id) {
+		// The configuration changed under the campaign (a membership
+		// change applied meanwhile) and no longer holds this node.
+		n.becomeFollower(n.term, None)
+		return
+	}
 	if pre {
 		n.campaign(false)
 		return

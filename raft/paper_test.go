@@ -126,7 +126,8 @@ func TestPaperStaleTermRequestIsRejected(t *testing.T) {
 		{
 			"MsgPreVote is refused with the newer term", []func(*raft.Config){preVote},
 			raft.Message{Type: raft.MsgPreVote, From: 3, To: 2, Term: 2, LogTerm: 9, Index: 9},
-			[]raft.Message{{Type: raft.MsgPreVoteResp, From: 2, To: 3, Term: 3, Reject: true}},
+			// The refusal also tells the candidate what is committed.
+			[]raft.Message{{Type: raft.MsgPreVoteResp, From: 2, To: 3, Term: 3, Reject: true, Commit: 1, LogTerm: 1}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -323,6 +324,11 @@ func TestPaperVoteRequiresUpToDateLog(t *testing.T) {
 				// A grant names the term asked for; a pre-vote refusal
 				// names the voter's own term, which it did not change.
 				want := raft.Message{Type: respTyp, From: 1, To: 2, Term: 3, Reject: !tc.grant}
+				if !tc.grant {
+					// A refusal carries the voter's commit index and its
+					// entry's term (commitHint).
+					want.Commit, want.LogTerm = 1, 1
+				}
 				if pre && !tc.grant {
 					want.Term = 2
 				}
@@ -463,4 +469,50 @@ func TestLostSnapshotIsResent(t *testing.T) {
 	if got := follower.node.Status().Commit; got != commit {
 		t.Errorf("follower commit index %d after the snapshot timeout, want %d: replication never resumed after the lost MsgSnap", got, commit)
 	}
+}
+
+// A candidate that a voter refuses learns the voter's commit index when its
+// own log holds that entry (commitHint): across a membership change this
+// lets it apply the entry that moved it to a new configuration, where it can
+// win without the refusing (removed) voter.
+func TestCandidateLearnsCommitFromRefusal(t *testing.T) {
+	n := newNode(t, 1, raft.HardState{Term: 2, Commit: 1}, []uint64{1, 2}) // entries 1/1 2/2
+	handle(n)
+	n.Campaign()
+	handle(n)
+	for _, tc := range []struct {
+		name         string
+		commit, term uint64
+		want         uint64
+	}{
+		{"an entry the candidate does not hold", 3, 2, 1},
+		{"a matching index but another term", 2, 1, 1},
+		{"a matching entry", 2, 2, 2},
+		{"a smaller commit", 1, 1, 2},
+	} {
+		step(t, n, raft.Message{Type: raft.MsgVoteResp, From: 2, To: 1, Term: 3, Reject: true, Commit: tc.commit, LogTerm: tc.term})
+		if got := n.Status().Commit; got != tc.want {
+			t.Errorf("after a refusal hinting %d/%d (%s): commit %d, want %d", tc.term, tc.commit, tc.name, got, tc.want)
+		}
+	}
+}
+
+// A refused vote request moves the voter to the candidate's term but does not
+// restart its election timer (Raft Figure 2: only granting a vote does), so a
+// node with the most up-to-date log still campaigns while candidates with
+// stale logs keep asking.
+func TestRefusedVoteDoesNotRestartTheElectionTimer(t *testing.T) {
+	n := newNode(t, 1, raft.HardState{Term: 2, Commit: 2}, []uint64{1, 2})
+	handle(n)
+	term := uint64(2)
+	for tick := 0; tick < 20; tick++ {
+		if n.Status().Role == raft.RoleCandidate {
+			return
+		}
+		term++
+		step(t, n, raft.Message{Type: raft.MsgVote, From: 2, To: 1, Term: term, LogTerm: 1, Index: 1})
+		n.Tick()
+		handle(n)
+	}
+	t.Fatalf("after 20 ticks (twice the election timeout) of refused stale candidates, node 1 is %v in term %d; want it to campaign", n.Status().Role, n.Status().Term)
 }

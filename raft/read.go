@@ -153,7 +153,7 @@ var _ quorum.AckedIndexer = roundIndexer{}
 // CheckQuorum), so no other leader can exist yet. leaseTicks is shorter
 // than the election timeout by a margin for clock drift (Config.LeaseReads).
 func (n *Node) leaseValid() bool {
-	return n.leaseStart > 0 && n.ticks < n.leaseStart+uint64(n.leaseTicks())
+	return !n.leaseRevoked && n.leaseStart > 0 && n.ticks < n.leaseStart+uint64(n.leaseTicks())
 }
 
 // leaseTicks is the lease length: 90% of the election timeout, minus one

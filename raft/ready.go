@@ -138,8 +138,14 @@ func (n *Node) advance(rd Ready) {
 	if s := rd.Snapshot; s != nil {
 		n.log.applied = max(n.log.applied, s.Meta.Index)
 	}
-	if k := len(rd.CommittedEntries); k > 0 {
-		n.log.applied = max(n.log.applied, rd.CommittedEntries[k-1].Index)
+	for _, e := range rd.CommittedEntries {
+		if e.Index <= n.log.applied {
+			continue
+		}
+		n.log.applied = e.Index
+		if e.Type == EntryConfChange && e.Index > n.confIndex {
+			n.applyConfEntry(e)
+		}
 	}
 }
 
@@ -167,8 +173,11 @@ func (n *Node) Compact(index uint64, data []byte) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("raft: compact to %d: %w", index, err)
 	}
+	if n.confIndex > index {
+		return Snapshot{}, fmt.Errorf("raft: compact to %d: the configuration in force was applied at %d, after it; compact at the applied index", index, n.confIndex)
+	}
 	s := &Snapshot{
-		Meta: SnapshotMeta{Index: index, Term: t, ConfState: ConfState{Voters: n.voters[0].IDs()}},
+		Meta: SnapshotMeta{Index: index, Term: t, ConfState: n.confState()},
 		Data: data,
 	}
 	if err := n.log.compact(s); err != nil {
@@ -201,6 +210,9 @@ type Status struct {
 	// before FirstIndex are in the snapshot at SnapshotIndex.
 	FirstIndex, LastIndex, SnapshotIndex uint64
 	Voters                               []uint64
+	// Config is the configuration in force: voters (both halves when
+	// joint) and learners.
+	Config ConfState
 	// Progress lists every member in ID order; only a leader fills it.
 	Progress []ProgressStatus
 }
@@ -211,7 +223,7 @@ func (n *Node) Status() Status {
 		ID: n.id, Role: n.role, Term: n.term, Vote: n.vote, Lead: n.lead,
 		Commit: n.log.committed, Applied: n.log.applied,
 		FirstIndex: n.log.firstIndex(), LastIndex: n.log.lastIndex(), SnapshotIndex: n.log.snap.Index,
-		Voters: n.voters.IDs(),
+		Voters: n.voters.IDs(), Config: n.confState(),
 	}
 	if n.role == RoleLeader {
 		for _, id := range n.ids {

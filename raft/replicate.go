@@ -51,8 +51,9 @@ func (n *Node) handleSnapshot(m Message) {
 	default:
 		n.cfg.Logger.Info("raft: installing snapshot", "id", n.id, "index", s.Meta.Index, "term", s.Meta.Term)
 		n.log.restore(s)
-		if v := s.Meta.ConfState.Voters; len(v) > 0 {
-			n.setVoters(v)
+		if len(s.Meta.ConfState.Voters) > 0 {
+			n.applyConfState(s.Meta.ConfState)
+			n.confIndex = s.Meta.Index
 		}
 		n.send(Message{Type: MsgAppResp, To: m.From, Index: n.log.lastIndex()})
 		return
@@ -98,7 +99,7 @@ func (n *Node) handleAppendResp(m Message, pr *progress) {
 	for n.maybeSendAppend(m.From, false) {
 	}
 	if m.From == n.transferee && pr.Match == n.log.lastIndex() {
-		n.send(Message{Type: MsgTimeoutNow, To: m.From})
+		n.sendTimeoutNow(m.From)
 	}
 }
 

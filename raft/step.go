@@ -18,7 +18,7 @@ func (n *Node) reset(term uint64) {
 	n.votes = make(map[uint64]bool, len(n.ids))
 	n.appendPending, n.commitPending = false, false
 	n.dropReads()
-	n.leaseStart = 0
+	n.leaseStart, n.leaseRevoked = 0, false
 	n.transferee, n.transferElapsed = None, 0
 	for _, id := range n.ids {
 		pr := n.prs[id]
@@ -82,6 +82,11 @@ func (n *Node) becomeLeader() {
 	// A no-op entry of the new term lets the leader commit, and so learn the
 	// commit index of, everything before it (Raft §5.4.2, §8).
 	n.log.appendLocal(Entry{Term: n.term, Index: n.log.lastIndex() + 1, Type: EntryNormal})
+	// No membership change until the no-op is applied: a configuration
+	// entry of an earlier term may sit uncommitted before it, and a leader
+	// must commit an entry of its own term before it changes the
+	// configuration (the single-server change bug, Ongaro 2015).
+	n.pendingConfIndex = n.log.lastIndex()
 	n.cfg.Logger.Info("raft: became leader", "id", n.id, "term", n.term, "last", n.log.lastIndex())
 	n.bcastAppend()
 }
@@ -109,6 +114,14 @@ func (n *Node) Step(m Message) error {
 			// A grant for the term this pre-candidate hopes to run in.
 		case m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap:
 			n.becomeFollower(m.Term, m.From)
+		case m.Type == MsgVote:
+			// Adopt the term, but keep the election timer running: it
+			// restarts only if the vote is granted (Raft Figure 2). A node
+			// whose log is the most up to date must still time out and
+			// campaign while candidates with stale logs keep asking.
+			elapsed := n.electionElapsed
+			n.becomeFollower(m.Term, None)
+			n.electionElapsed = elapsed
 		default:
 			n.becomeFollower(m.Term, None)
 		}
@@ -174,7 +187,30 @@ func (n *Node) stepStale(m Message) {
 		// hearing of it; tell it the current term so it steps down.
 		n.send(Message{Type: MsgAppResp, To: m.From})
 	case m.Type == MsgPreVote:
-		n.send(Message{Type: MsgPreVoteResp, To: m.From, Term: n.term, Reject: true})
+		n.send(n.commitHint(Message{Type: MsgPreVoteResp, To: m.From, Term: n.term, Reject: true}))
+	}
+}
+
+// commitHint adds this node's commit index, and the term of the entry
+// there, to a vote rejection. A candidate whose log holds the same entry
+// holds everything before it (Log Matching, Raft §5.3) and may advance its
+// commit index to it: a commit index is only ever set to a committed
+// entry. This matters across membership changes: a candidate that has not
+// learned that the entry moving it to a new configuration committed still
+// counts votes in the old one, where the voters it needs may have been
+// removed and refuse it for their longer logs; learning the commit lets it
+// apply the entry and count votes in the new configuration instead.
+func (n *Node) commitHint(m Message) Message {
+	if t, err := n.log.term(n.log.committed); err == nil {
+		m.Commit, m.LogTerm = n.log.committed, t
+	}
+	return m
+}
+
+// learnCommit advances the commit index from a vote rejection's hint.
+func (n *Node) learnCommit(m Message) {
+	if m.Commit > n.log.committed && n.log.matchTerm(m.Commit, m.LogTerm) {
+		n.log.commitTo(m.Commit)
 	}
 }
 
@@ -189,7 +225,7 @@ func (n *Node) handleVote(m Message) {
 		(m.Type == MsgPreVote && m.Term > n.term && !n.heardFromLeader())
 	upToDate := n.log.isUpToDate(m.Index, m.LogTerm) || n.cfg.unsafe.voteWithoutLogCheck
 	if !canVote || !upToDate {
-		n.send(Message{Type: resp, To: m.From, Term: n.term, Reject: true})
+		n.send(n.commitHint(Message{Type: resp, To: m.From, Term: n.term, Reject: true}))
 		return
 	}
 	// A grant carries the term asked for, so a pre-candidate can tell it
@@ -230,6 +266,9 @@ func stepCandidate(n *Node, m Message) error {
 		n.becomeFollower(m.Term, m.From)
 		n.handleLeaderMessage(m)
 	case want:
+		if m.Reject {
+			n.learnCommit(m)
+		}
 		switch n.poll(m.From, !m.Reject) {
 		case quorum.VoteWon:
 			n.winElection(n.role == RolePreCandidate)

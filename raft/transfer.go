@@ -51,10 +51,18 @@ func (n *Node) maybeSendTimeoutNow() {
 		return
 	}
 	if pr.Match == n.log.lastIndex() {
-		n.send(Message{Type: MsgTimeoutNow, To: n.transferee})
+		n.sendTimeoutNow(n.transferee)
 		return
 	}
 	n.maybeSendAppend(n.transferee, true)
+}
+
+// sendTimeoutNow tells to to campaign now. Its election bypasses the
+// voters' leases, so this leader's read lease is void from here on for
+// the rest of its term: only heartbeat rounds confirm reads.
+func (n *Node) sendTimeoutNow(to uint64) {
+	n.leaseRevoked = true
+	n.send(Message{Type: MsgTimeoutNow, To: to})
 }
 
 // tickTransfer abandons a transfer that did not finish within an election

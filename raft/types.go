@@ -15,11 +15,18 @@ const (
 	// EntryNormal carries an opaque command for the host's state machine. An
 	// EntryNormal with empty Data is the no-op a new leader appends (Raft §8).
 	EntryNormal EntryType = iota + 1
+	// EntryConfChange carries a membership change (ProposeConfChange);
+	// decode its Data with DecodeConfChange. The core applies it itself
+	// when the host Advances past it; the host's state machine skips it.
+	EntryConfChange
 )
 
 func (t EntryType) String() string {
-	if t == EntryNormal {
+	switch t {
+	case EntryNormal:
 		return "Normal"
+	case EntryConfChange:
+		return "ConfChange"
 	}
 	return "EntryType(" + strconv.Itoa(int(t)) + ")"
 }
@@ -56,10 +63,21 @@ type HardState struct {
 // IsEmpty reports whether h is the zero HardState.
 func (h HardState) IsEmpty() bool { return h == HardState{} }
 
-// ConfState is the membership a snapshot was taken under.
+// ConfState is a membership configuration: the one a snapshot was taken
+// under, or the one a configuration entry leads to. ID lists are sorted.
 type ConfState struct {
-	// Voters are the members whose acknowledgements count toward quorums.
+	// Voters are the members whose acknowledgements count toward quorums
+	// (the incoming half of a joint configuration).
 	Voters []uint64
+	// VotersOutgoing is the outgoing half of a joint configuration
+	// (dissertation §4.3): while it is set, decisions need a majority of
+	// both. Empty outside a membership change.
+	VotersOutgoing []uint64
+	// Learners receive the log but neither vote nor count toward quorums.
+	Learners []uint64
+	// AutoLeave makes the leader leave the joint configuration on its own
+	// once it is applied.
+	AutoLeave bool
 }
 
 // SnapshotMeta describes the log prefix a snapshot replaces.

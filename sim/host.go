@@ -162,13 +162,17 @@ func (h *host) start(restart bool) {
 	if h.disk.chain == nil {
 		h.disk.chain = []uint64{0}
 	}
-	voters := make([]uint64, len(w.nodes))
-	for i := range voters {
-		voters[i] = uint64(i + 1)
+	// The first p.nodes nodes found the cluster; spares join it later.
+	var voters []uint64
+	if int(h.id) <= w.p.nodes {
+		for i := range w.p.nodes {
+			voters = append(voters, uint64(i+1))
+		}
 	}
 	cfg := raft.Config{
 		ID:              h.id,
 		Peers:           voters,
+		Join:            voters == nil,
 		ElectionTicks:   w.p.electionTicks,
 		HeartbeatTicks:  1,
 		Rand:            rand.New(rand.NewPCG(uint64(w.opts.Seed), h.id<<32|uint64(h.inc))),

@@ -22,6 +22,7 @@ type Summary struct {
 	Crashes        int
 	Partitions     int
 	Transfers      int
+	ConfChanges    int
 	Steps          int
 	VirtualTime    time.Duration
 	WallTime       time.Duration
@@ -77,6 +78,7 @@ func RunSeeds(base Options, first int64, count, parallel int) Summary {
 		s.Crashes += r.Crashes
 		s.Partitions += r.Partitions
 		s.Transfers += r.Transfers
+		s.ConfChanges += r.ConfChanges
 		s.Steps += r.Steps
 		s.VirtualTime += r.VirtualTime
 	}

@@ -62,6 +62,8 @@ type Result struct {
 	// Crashes and Partitions count the faults injected; Transfers the
 	// leadership transfers asked for.
 	Crashes, Partitions, Transfers int
+	// ConfChanges counts the membership changes proposed.
+	ConfChanges int
 	// VirtualTime is the simulated time the run covered.
 	VirtualTime time.Duration
 	// Params describes the protocol and fault parameters the seed chose.
@@ -110,6 +112,7 @@ type params struct {
 	preVote       bool
 	checkQuorum   bool
 	leaseReads    bool // leaders answer reads from their lease (needs checkQuorum)
+	spares        int  // nodes started with no membership, for reconfigurations
 	electionTicks int
 	maxMsgBytes   uint64
 	maxInflight   int
@@ -133,6 +136,7 @@ func chooseParams(rng *rand.Rand, nodes int) params {
 		preVote:       rng.IntN(2) == 0,
 		checkQuorum:   checkQuorum,
 		leaseReads:    checkQuorum && rng.IntN(2) == 0,
+		spares:        2 * rng.IntN(2),
 		electionTicks: 10,
 		maxMsgBytes:   []uint64{1, 64, 512, 1 << 20}[rng.IntN(4)],
 		maxInflight:   []int{1, 4, 256}[rng.IntN(3)],
@@ -148,8 +152,8 @@ func chooseParams(rng *rand.Rand, nodes int) params {
 }
 
 func (p params) String() string {
-	return fmt.Sprintf("nodes=%d prevote=%v checkquorum=%v lease=%v asyncleader=%v maxmsg=%d inflight=%d snapevery=%d drop=%.2f dup=%.2f latency=%dus",
-		p.nodes, p.preVote, p.checkQuorum, p.leaseReads, p.asyncLeader, p.maxMsgBytes, p.maxInflight, p.snapEvery, p.dropRate, p.dupRate, p.latency)
+	return fmt.Sprintf("nodes=%d+%d prevote=%v checkquorum=%v lease=%v asyncleader=%v maxmsg=%d inflight=%d snapevery=%d drop=%.2f dup=%.2f latency=%dus",
+		p.nodes, p.spares, p.preVote, p.checkQuorum, p.leaseReads, p.asyncLeader, p.maxMsgBytes, p.maxInflight, p.snapEvery, p.dropRate, p.dupRate, p.latency)
 }
 
 // Run simulates one seed and returns its result. A property violation (or a

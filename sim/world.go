@@ -38,10 +38,10 @@ func newWorld(opts Options) *world {
 	p := chooseParams(rng, opts.Nodes)
 	w := &world{opts: opts, p: p, rng: rng}
 	w.trace = newTracer(opts.Trace, opts.TraceTail)
-	w.net = newNetwork(p.nodes)
+	w.net = newNetwork(p.nodes + p.spares)
 	w.net.dropRate, w.net.dupRate = p.dropRate, p.dupRate
 	w.chk = newChecker()
-	for i := 1; i <= p.nodes; i++ {
+	for i := 1; i <= p.nodes+p.spares; i++ {
 		w.nodes = append(w.nodes, &host{w: w, id: uint64(i)})
 	}
 	w.res = Result{Seed: opts.Seed, Nodes: p.nodes, Params: p.String()}
@@ -248,17 +248,28 @@ func (w *world) settle() {
 		time.Duration(w.settleLimit())*time.Microsecond, w.chk.maxAcked, lag)
 }
 
+// settled reports whether a leader of the current configuration is up and
+// every member of that configuration applied every acknowledged command.
+// Removed nodes are left out: a removed leader (without check-quorum) may
+// lead its stale term forever, so the leader of the newest term counts.
 func (w *world) settled() bool {
+	var cs raft.ConfState
+	var term uint64
 	leader := false
 	for _, h := range w.nodes {
-		if h.role == raft.RoleLeader {
-			leader = true
+		if h.up && h.role == raft.RoleLeader && h.term > term {
+			cs, term, leader = h.core.Status().Config, h.term, true
 		}
-		if h.sm.applied < w.chk.maxAcked {
+	}
+	if !leader {
+		return false
+	}
+	for _, h := range w.nodes {
+		if cs.Contains(h.id) && h.sm.applied < w.chk.maxAcked {
 			return false
 		}
 	}
-	return leader
+	return true
 }
 
 // transferLeadership asks the current leader to hand over to another
@@ -279,9 +290,61 @@ func (w *world) transferLeadership() {
 	h.handleReady()
 }
 
+// reconfigure proposes a random membership change on the leader: add a
+// node as a learner or a voter, promote a learner, remove a member, or
+// replace a voter in one joint change (dissertation ch. 4).
+func (w *world) reconfigure() {
+	l := w.lastLead
+	if l == 0 || !w.nodes[l-1].up || w.nodes[l-1].role != raft.RoleLeader {
+		return
+	}
+	h := w.nodes[l-1]
+	cs := h.core.Status().Config
+	var outside, learners, voters []uint64
+	for _, n := range w.nodes {
+		switch {
+		case slices.Contains(cs.Learners, n.id):
+			learners = append(learners, n.id)
+		case slices.Contains(cs.Voters, n.id):
+			voters = append(voters, n.id)
+		case !cs.Contains(n.id):
+			outside = append(outside, n.id)
+		}
+	}
+	pick := func(ids []uint64) uint64 { return ids[w.rng.IntN(len(ids))] }
+	var cc raft.ConfChange
+	change := func(t raft.ConfChangeType, id uint64) {
+		cc.Changes = append(cc.Changes, raft.ConfChangeSingle{Type: t, NodeID: id})
+	}
+	switch k := w.rng.IntN(5); {
+	case k == 0 && len(outside) > 0:
+		change(raft.AddLearner, pick(outside))
+	case k == 1 && len(outside) > 0:
+		change(raft.AddVoter, pick(outside))
+	case k == 2 && len(learners) > 0:
+		change(raft.AddVoter, pick(learners))
+	case k == 3 && len(voters)+len(learners) > 1:
+		change(raft.RemoveNode, pick(append(voters, learners...)))
+	case k == 4 && len(outside) > 0 && len(voters) > 0:
+		change(raft.AddVoter, pick(outside))
+		change(raft.RemoveNode, pick(voters))
+	default:
+		return
+	}
+	if _, _, err := h.core.ProposeConfChange(cc); err != nil {
+		w.trace.add(w.now(), "operator: n%d %v: %v", l, cc, err)
+		return
+	}
+	w.res.ConfChanges++
+	w.trace.add(w.now(), "operator: n%d proposes %v (from %v)", l, cc, cs)
+	h.handleReady()
+}
+
 // nemesis injects one fault, chosen at random.
 func (w *world) nemesis() {
-	switch k := w.rng.IntN(22); {
+	switch k := w.rng.IntN(24); {
+	case k >= 22:
+		w.reconfigure()
 	case k >= 20:
 		w.transferLeadership()
 	case k < 3:

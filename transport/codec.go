@@ -15,6 +15,8 @@ import (
 //	nEntries | nEntries × (term | index | entryType u8 | len | len bytes of data)
 //	if flags&flagSnapshot: meta.index | meta.term | nVoters | nVoters × voter
 //	                       | len | len bytes of data
+//	if flags&flagConfExt:  nOutgoing | outgoing voters | nLearners | learners
+//	                       | autoLeave u8   (snapshot membership beyond voters)
 //	if flags&flagContext:  context
 //
 // docs/transport.md draws the layout byte by byte.
@@ -25,13 +27,20 @@ const (
 	flagReject   = 1 << 0
 	flagSnapshot = 1 << 1
 	flagContext  = 1 << 2 // Context is non-zero and follows
-	knownFlags   = flagReject | flagSnapshot | flagContext
+	flagConfExt  = 1 << 3 // the snapshot's ConfState has more than voters
+	knownFlags   = flagReject | flagSnapshot | flagContext | flagConfExt
 )
 
 // minEntryWire is the fewest bytes one encoded entry takes: one byte each for
 // term, index, type and data length. The decoder refuses an entry count that
 // the remaining bytes cannot hold, so a hostile count never allocates.
 const minEntryWire = 4
+
+// hasConfExt reports whether a snapshot's membership needs the extension
+// (anything beyond a plain list of voters).
+func hasConfExt(cs raft.ConfState) bool {
+	return len(cs.VotersOutgoing) > 0 || len(cs.Learners) > 0 || cs.AutoLeave
+}
 
 // uvarintLen is the number of bytes binary.AppendUvarint uses for x.
 func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
@@ -53,6 +62,15 @@ func messageSize(m *raft.Message) int {
 			n += uvarintLen(v)
 		}
 		n += uvarintLen(uint64(len(s.Data))) + len(s.Data)
+		if cs := s.Meta.ConfState; hasConfExt(cs) {
+			n += uvarintLen(uint64(len(cs.VotersOutgoing))) + uvarintLen(uint64(len(cs.Learners))) + 1
+			for _, v := range cs.VotersOutgoing {
+				n += uvarintLen(v)
+			}
+			for _, v := range cs.Learners {
+				n += uvarintLen(v)
+			}
+		}
 	}
 	if m.Context != 0 {
 		n += uvarintLen(m.Context)
@@ -68,6 +86,9 @@ func appendMessage(dst []byte, m *raft.Message) []byte {
 	}
 	if m.Snapshot != nil {
 		flags |= flagSnapshot
+		if hasConfExt(m.Snapshot.Meta.ConfState) {
+			flags |= flagConfExt
+		}
 	}
 	if m.Context != 0 {
 		flags |= flagContext
@@ -94,6 +115,19 @@ func appendMessage(dst []byte, m *raft.Message) []byte {
 		}
 		dst = binary.AppendUvarint(dst, uint64(len(s.Data)))
 		dst = append(dst, s.Data...)
+		if cs := s.Meta.ConfState; hasConfExt(cs) {
+			for _, ids := range [][]uint64{cs.VotersOutgoing, cs.Learners} {
+				dst = binary.AppendUvarint(dst, uint64(len(ids)))
+				for _, v := range ids {
+					dst = binary.AppendUvarint(dst, v)
+				}
+			}
+			auto := byte(0)
+			if cs.AutoLeave {
+				auto = 1
+			}
+			dst = append(dst, auto)
+		}
 	}
 	if m.Context != 0 {
 		dst = binary.AppendUvarint(dst, m.Context)
@@ -220,7 +254,27 @@ func decodeMessage(b []byte) (raft.Message, error) {
 			}
 		}
 		s.Data = d.bytes(d.count("snapshot data length", 1))
+		if flags&flagConfExt != 0 {
+			cs := &s.Meta.ConfState
+			for _, l := range []*[]uint64{&cs.VotersOutgoing, &cs.Learners} {
+				if n := d.count("member count", 1); n > 0 {
+					*l = make([]uint64, n)
+					for i := range *l {
+						(*l)[i] = d.uvarint("member")
+					}
+				}
+			}
+			switch d.byte("auto-leave") {
+			case 0:
+			case 1:
+				cs.AutoLeave = true
+			default:
+				d.fail("auto-leave byte is not 0 or 1")
+			}
+		}
 		m.Snapshot = s
+	} else if flags&flagConfExt != 0 {
+		d.fail("membership flag without a snapshot")
 	}
 	if flags&flagContext != 0 {
 		if m.Context = d.uvarint("context"); m.Context == 0 && d.err == nil {

@@ -50,9 +50,14 @@ func genMessage() *rapid.Generator[raft.Message] {
 		if rapid.Bool().Draw(t, "hasSnapshot") {
 			m.Snapshot = &raft.Snapshot{
 				Meta: raft.SnapshotMeta{
-					Index:     genUint64().Draw(t, "snapIndex"),
-					Term:      genUint64().Draw(t, "snapTerm"),
-					ConfState: raft.ConfState{Voters: rapid.SliceOfN(genUint64(), 0, 9).Draw(t, "voters")},
+					Index: genUint64().Draw(t, "snapIndex"),
+					Term:  genUint64().Draw(t, "snapTerm"),
+					ConfState: raft.ConfState{
+						Voters:         rapid.SliceOfN(genUint64(), 0, 9).Draw(t, "voters"),
+						VotersOutgoing: rapid.SliceOfN(genUint64(), 0, 9).Draw(t, "outgoing"),
+						Learners:       rapid.SliceOfN(genUint64(), 0, 9).Draw(t, "learners"),
+						AutoLeave:      rapid.Bool().Draw(t, "autoLeave"),
+					},
 				},
 				Data: rapid.SliceOfN(rapid.Byte(), 0, 2000).Draw(t, "snapData"),
 			}

@@ -19,25 +19,33 @@ import (
 // A snapshot file, snap/<term>-<index>.snap (both 16 hex digits), holds one
 // raft.Snapshot (integers little-endian):
 //
-//	0   magic "FLSNAP\x00\x01"
+//	0   magic "FLSNAP\x00\x02"
 //	8   cluster ID      16  node ID
 //	24  index           32  term
-//	40  voter count n (uint32), 44 reserved (0)
+//	40  voter count n (uint32), 44 flags (uint32: 1 = AutoLeave)
 //	48  n voter IDs, 8 bytes each
+//	..  outgoing-voter count o (uint32), learner count l (uint32),
+//	    o then l IDs, 8 bytes each
 //	..  data length (uint64), then the data
 //	end CRC32C of every byte before it (uint32)
+//
+// Files of format 1 ("FLSNAP\x00\x01", written before membership changes)
+// have neither flags (44 is 0) nor the outgoing and learner lists, and are
+// still read.
 //
 // The file is written to a .tmp name, fsynced, renamed and the directory
 // fsynced, so it either exists whole or not at all. The snapshot marker in
 // the log repeats the CRC, tying the file to the record that made it current.
 const (
-	snapDirName  = "snap"
-	snapSuffix   = ".snap"
-	snapMagic    = "FLSNAP\x00\x01"
-	snapFixed    = 48
-	snapNameLen  = 16 + 1 + 16 + len(snapSuffix)
-	maxVoters    = 1 << 16
-	snapOverhead = snapFixed + 8 + 4
+	snapDirName   = "snap"
+	snapSuffix    = ".snap"
+	snapMagic     = "FLSNAP\x00\x02"
+	snapMagicV1   = "FLSNAP\x00\x01"
+	flagAutoLeave = 1
+	snapFixed     = 48
+	snapNameLen   = 16 + 1 + 16 + len(snapSuffix)
+	maxVoters     = 1 << 16
+	snapOverhead  = snapFixed + 8 + 4
 )
 
 // MaxSnapshotBytes bounds a snapshot's Data. SaveSnapshot and
@@ -76,28 +84,40 @@ func checkSnapshot(s *raft.Snapshot) error {
 	case len(s.Data) > MaxSnapshotBytes:
 		return invalidf("snapshot %d/%d has %d bytes of data, more than the maximum %d",
 			s.Meta.Term, s.Meta.Index, len(s.Data), int64(MaxSnapshotBytes))
-	case len(s.Meta.ConfState.Voters) > maxVoters:
-		return invalidf("snapshot %d/%d has %d voters, more than the maximum %d",
-			s.Meta.Term, s.Meta.Index, len(s.Meta.ConfState.Voters), maxVoters)
+	case len(s.Meta.ConfState.Voters)+len(s.Meta.ConfState.VotersOutgoing)+len(s.Meta.ConfState.Learners) > maxVoters:
+		return invalidf("snapshot %d/%d has %d members (voters and learners), more than the maximum %d", s.Meta.Term, s.Meta.Index,
+			len(s.Meta.ConfState.Voters)+len(s.Meta.ConfState.VotersOutgoing)+len(s.Meta.ConfState.Learners), maxVoters)
 	}
 	return nil
 }
 
 // snapHeader encodes everything of s before its data, data length included.
 func (w *WAL) snapHeader(s *raft.Snapshot) []byte {
-	v := s.Meta.ConfState.Voters
-	b := make([]byte, 0, snapFixed+8*len(v)+8)
+	cs := s.Meta.ConfState
+	le := binary.LittleEndian
+	b := make([]byte, 0, snapFixed+8*(len(cs.Voters)+len(cs.VotersOutgoing)+len(cs.Learners))+16)
 	b = append(b, snapMagic...)
-	b = binary.LittleEndian.AppendUint64(b, w.opts.ClusterID)
-	b = binary.LittleEndian.AppendUint64(b, w.opts.NodeID)
-	b = binary.LittleEndian.AppendUint64(b, s.Meta.Index)
-	b = binary.LittleEndian.AppendUint64(b, s.Meta.Term)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
-	b = binary.LittleEndian.AppendUint32(b, 0)
-	for _, id := range v {
-		b = binary.LittleEndian.AppendUint64(b, id)
+	b = le.AppendUint64(b, w.opts.ClusterID)
+	b = le.AppendUint64(b, w.opts.NodeID)
+	b = le.AppendUint64(b, s.Meta.Index)
+	b = le.AppendUint64(b, s.Meta.Term)
+	b = le.AppendUint32(b, uint32(len(cs.Voters)))
+	var flags uint32
+	if cs.AutoLeave {
+		flags |= flagAutoLeave
 	}
-	return binary.LittleEndian.AppendUint64(b, uint64(len(s.Data)))
+	b = le.AppendUint32(b, flags)
+	for _, id := range cs.Voters {
+		b = le.AppendUint64(b, id)
+	}
+	b = le.AppendUint32(b, uint32(len(cs.VotersOutgoing)))
+	b = le.AppendUint32(b, uint32(len(cs.Learners)))
+	for _, ids := range [][]uint64{cs.VotersOutgoing, cs.Learners} {
+		for _, id := range ids {
+			b = le.AppendUint64(b, id)
+		}
+	}
+	return le.AppendUint64(b, uint64(len(s.Data)))
 }
 
 // writeSnapFile stores s durably under its final name and returns the
@@ -184,7 +204,8 @@ func (w *WAL) decodeSnap(r io.Reader, size int64, m marker) (*raft.Snapshot, err
 		return nil, fmt.Errorf("wal: reading snapshot: %w", err)
 	}
 	le := binary.LittleEndian
-	if string(h[:8]) != snapMagic {
+	v1 := string(h[:8]) == snapMagicV1
+	if !v1 && string(h[:8]) != snapMagic {
 		return nil, bad(0, "bad magic %q", h[:8])
 	}
 	if c, n := le.Uint64(h[8:]), le.Uint64(h[16:]); c != w.opts.ClusterID || n != w.opts.NodeID {
@@ -194,21 +215,56 @@ func (w *WAL) decodeSnap(r io.Reader, size int64, m marker) (*raft.Snapshot, err
 	if idx != m.index || term != m.term {
 		return nil, bad(24, "file holds snapshot %d/%d, the log expects %d/%d", term, idx, m.term, m.index)
 	}
-	nv := int64(le.Uint32(h[40:]))
-	if nv > maxVoters || snapOverhead+8*nv > size || le.Uint32(h[44:]) != 0 {
-		return nil, bad(40, "voter count %d does not fit a %d-byte file", nv, size)
-	}
-	vb := make([]byte, 8*nv+8)
-	if _, err := io.ReadFull(tr, vb); err != nil {
-		return nil, fmt.Errorf("wal: reading snapshot: %w", err)
+	nv, flags := int64(le.Uint32(h[40:])), le.Uint32(h[44:])
+	if nv > maxVoters || snapOverhead+8*nv > size || flags&^flagAutoLeave != 0 || v1 && flags != 0 {
+		return nil, bad(40, "voter count %d or flags %#x do not fit a %d-byte file", nv, flags, size)
 	}
 	s := &raft.Snapshot{Meta: raft.SnapshotMeta{Index: idx, Term: term}}
-	for i := range nv {
-		s.Meta.ConfState.Voters = append(s.Meta.ConfState.Voters, le.Uint64(vb[8*i:]))
+	cs := &s.Meta.ConfState
+	cs.AutoLeave = flags&flagAutoLeave != 0
+	ids := func(n int64) ([]uint64, error) {
+		if n == 0 {
+			return nil, nil
+		}
+		b := make([]byte, 8*n)
+		if _, err := io.ReadFull(tr, b); err != nil {
+			return nil, fmt.Errorf("wal: reading snapshot: %w", err)
+		}
+		out := make([]uint64, n)
+		for i := range out {
+			out[i] = le.Uint64(b[8*i:])
+		}
+		return out, nil
 	}
-	dlen := le.Uint64(vb[8*nv:])
-	if want := uint64(size - snapOverhead - 8*nv); dlen != want || dlen > MaxSnapshotBytes {
-		return nil, bad(snapFixed+8*nv, "data length %d, the file has room for %d", dlen, want)
+	var err error
+	if cs.Voters, err = ids(nv); err != nil {
+		return nil, err
+	}
+	frame := snapOverhead + 8*nv // bytes that are not data
+	if !v1 {
+		var counts [8]byte
+		if _, err := io.ReadFull(tr, counts[:]); err != nil {
+			return nil, fmt.Errorf("wal: reading snapshot: %w", err)
+		}
+		no, nl := int64(le.Uint32(counts[:])), int64(le.Uint32(counts[4:]))
+		if no+nl+nv > maxVoters || frame+8+8*(no+nl) > size {
+			return nil, bad(snapFixed+8*nv, "outgoing voter count %d and learner count %d do not fit a %d-byte file", no, nl, size)
+		}
+		if cs.VotersOutgoing, err = ids(no); err != nil {
+			return nil, err
+		}
+		if cs.Learners, err = ids(nl); err != nil {
+			return nil, err
+		}
+		frame += 8 + 8*(no+nl)
+	}
+	var lb [8]byte
+	if _, err := io.ReadFull(tr, lb[:]); err != nil {
+		return nil, fmt.Errorf("wal: reading snapshot: %w", err)
+	}
+	dlen := le.Uint64(lb[:])
+	if want := uint64(size - frame); dlen != want || dlen > MaxSnapshotBytes {
+		return nil, bad(frame-12, "data length %d, the file has room for %d", dlen, want)
 	}
 	s.Data = make([]byte, dlen)
 	if _, err := io.ReadFull(tr, s.Data); err != nil {

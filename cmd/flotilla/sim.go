@@ -100,7 +100,7 @@ func writeSimSummary(w io.Writer, s sim.Summary, first int64) {
 	fmt.Fprintf(w, "proposals         %d (%d acknowledged)\n", s.Proposals, s.Acked)
 	fmt.Fprintf(w, "reads             %d (%d confirmed by ReadIndex)\n", s.Reads, s.ReadsServed)
 	fmt.Fprintf(w, "messages          %d sent, %d dropped, %d duplicated\n", s.MsgsSent, s.MsgsDropped, s.MsgsDuplicated)
-	fmt.Fprintf(w, "faults            %d crashes, %d partitions, %d leadership transfers\n", s.Crashes, s.Partitions, s.Transfers)
+	fmt.Fprintf(w, "faults            %d crashes, %d partitions, %d leadership transfers, %d membership changes\n", s.Crashes, s.Partitions, s.Transfers, s.ConfChanges)
 	fmt.Fprintf(w, "steps             %d\n", s.Steps)
 	fmt.Fprintf(w, "virtual time      %v\n", s.VirtualTime.Round(1e6))
 	fmt.Fprintf(w, "wall time         %v\n", s.WallTime.Round(1e6))
@@ -129,6 +129,7 @@ func writeSimJSON(w io.Writer, s sim.Summary) error {
 		Crashes        int         `json:"crashes"`
 		Partitions     int         `json:"partitions"`
 		Transfers      int         `json:"leadership_transfers"`
+		ConfChanges    int         `json:"membership_changes"`
 		Steps          int         `json:"steps"`
 		VirtualSeconds float64     `json:"virtual_seconds"`
 		WallSeconds    float64     `json:"wall_seconds"`
@@ -136,7 +137,7 @@ func writeSimJSON(w io.Writer, s sim.Summary) error {
 	}{
 		Seeds: s.Seeds, Violations: []violation{}, Elections: s.Elections, Commits: s.Commits,
 		Proposals: s.Proposals, Acked: s.Acked, Reads: s.Reads, ReadsServed: s.ReadsServed, MsgsSent: s.MsgsSent, MsgsDropped: s.MsgsDropped,
-		MsgsDuplicated: s.MsgsDuplicated, Crashes: s.Crashes, Partitions: s.Partitions, Transfers: s.Transfers, Steps: s.Steps,
+		MsgsDuplicated: s.MsgsDuplicated, Crashes: s.Crashes, Partitions: s.Partitions, Transfers: s.Transfers, ConfChanges: s.ConfChanges, Steps: s.Steps,
 		VirtualSeconds: s.VirtualTime.Seconds(), WallSeconds: s.WallTime.Seconds(), SeedsPerSecond: s.SeedsPerSecond(),
 	}
 	for _, v := range s.Violations {
