@@ -171,6 +171,14 @@ func (s *Store) Get(key []byte) (KeyValue, bool) {
 	return KeyValue{Key: e.key, Value: e.value, Version: e.version}, true
 }
 
+// State returns the applied index, the number of keys and the Hash, read
+// together at one point between applies.
+func (s *Store) State() (applied uint64, keys int, hash uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.applied, s.tree.Len(), mix64(s.sum + uint64(s.tree.Len())*0x9e3779b97f4a7c15)
+}
+
 // Len returns the number of keys.
 func (s *Store) Len() int {
 	s.mu.RLock()

@@ -161,11 +161,11 @@ func (o *serveOpts) resolve(cmd *cobra.Command) (kvserver.Config, *slog.Logger, 
 // that the error names the directory.
 func checkDataDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("data directory: %w", err)
+		return fmt.Errorf("data directory %s cannot be created: %w (choose a --data-dir whose parents are directories you can write)", dir, err)
 	}
 	f, err := os.CreateTemp(dir, ".writable*")
 	if err != nil {
-		return fmt.Errorf("data directory %s is not writable: %w", dir, err)
+		return fmt.Errorf("data directory %s is not writable: %w (fix its permissions or choose another --data-dir)", dir, err)
 	}
 	f.Close()
 	return os.Remove(f.Name())

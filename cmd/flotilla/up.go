@@ -124,6 +124,10 @@ func runUp(ctx context.Context, cmd *cobra.Command, o upOpts) error {
 	}
 	if err := waitReady(ctx, members, eps); err != nil {
 		stopAll()
+		if ctx.Err() != nil {
+			fmt.Fprintln(out, "flotilla: interrupted while starting; all members stopped")
+			return nil
+		}
 		return err
 	}
 	for _, m := range members {

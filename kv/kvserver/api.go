@@ -122,11 +122,12 @@ func (a *api) CompareAndSwap(ctx context.Context, r *kvpb.CompareAndSwapRequest)
 }
 
 func (a *api) Status(ctx context.Context, _ *kvpb.StatusRequest) (*kvpb.StatusResponse, error) {
+	applied, keys, hash := a.s.store.State() // one consistent reading
 	st := a.s.host.Node().Status()
 	return &kvpb.StatusResponse{
 		MemberId: a.s.cfg.ID, ClusterId: a.s.cfg.ClusterID, Role: roleName(st.Role), Term: st.Term,
-		Leader: st.Lead, CommitIndex: st.Commit, AppliedIndex: a.s.store.Applied(),
-		Members: a.s.memberList(), Keys: uint64(a.s.store.Len()), StateHash: a.s.store.Hash(),
+		Leader: st.Lead, CommitIndex: max(st.Commit, applied), AppliedIndex: applied,
+		Members: a.s.memberList(), Keys: uint64(keys), StateHash: hash,
 		Version: a.s.cfg.Version,
 	}, nil
 }
