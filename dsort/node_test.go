@@ -415,7 +415,7 @@ func TestRunPeerDies(t *testing.T) {
 		wg.Go(func() {
 			c, err := net.Dial("tcp", cfg.Servers[j].Addr())
 			if err != nil {
-				t.Error(err)
+				t.Logf("node %d is gone already (the other one failed first): %v", j, err)
 				return
 			}
 			defer c.Close()

@@ -94,6 +94,11 @@ func createAtomic(path string) (*atomicFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dsort: create output: %w", err)
 	}
+	if err := f.Chmod(0o644); err != nil { // CreateTemp makes it 0600
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("dsort: create output: %w", err)
+	}
 	return &atomicFile{File: f, path: path}, nil
 }
 

@@ -68,6 +68,9 @@ func genFile(path string, n uint64, o dsort.GenOptions) (dsort.Sum, error) {
 	}
 	defer os.Remove(f.Name()) // no-op after the rename
 	sum, err := dsort.Generate(f, n, o)
+	if err == nil {
+		err = f.Chmod(0o644) // CreateTemp makes it 0600
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
