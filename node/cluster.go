@@ -129,6 +129,32 @@ func StartLocalCluster(n int, dir string, tweak func(*Config)) (*LocalCluster, e
 	return c, nil
 }
 
+// StartJoiner starts one more node, with the next ID, that joins the
+// running cluster (Config.Join): it becomes a member once a
+// ChangeMembership on the leader adds it with the returned address.
+func (c *LocalCluster) StartJoiner() (id uint64, addr string, err error) {
+	addrs, err := FreeAddrs(1)
+	if err != nil {
+		return 0, "", err
+	}
+	cfg := c.Configs[0]
+	cfg.ID = uint64(len(c.Configs) + 1)
+	cfg.Peers = map[uint64]string{}
+	for _, m := range c.Configs {
+		cfg.Peers[m.ID] = m.Peers[m.ID]
+	}
+	cfg.Peers[cfg.ID] = addrs[0]
+	cfg.Listen, cfg.Join = addrs[0], true
+	cfg.DataDir = filepath.Join(filepath.Dir(c.Configs[0].DataDir), fmt.Sprintf("node%d", cfg.ID))
+	c.Configs = append(c.Configs, cfg)
+	c.Machines = append(c.Machines, &HashMachine{})
+	c.Nodes = append(c.Nodes, nil)
+	if err := c.Restart(int(cfg.ID)); err != nil {
+		return 0, "", err
+	}
+	return cfg.ID, addrs[0], nil
+}
+
 // Restart starts node id again (after Stop or Crash) from its data
 // directory, with a fresh state machine.
 func (c *LocalCluster) Restart(id int) error {
@@ -161,6 +187,14 @@ func (c *LocalCluster) CrashNode(id int) {
 	}
 }
 
+// doneOrNil is n.Done(), or nil (never ready) for a nil node.
+func (n *Node) doneOrNil() <-chan struct{} {
+	if n == nil {
+		return nil
+	}
+	return n.done
+}
+
 // Stop stops every running node.
 func (c *LocalCluster) Stop() {
 	for _, n := range c.Nodes {
@@ -177,6 +211,11 @@ func (c *LocalCluster) Stop() {
 func (c *LocalCluster) Leader(ctx context.Context) (*Node, error) {
 	for {
 		for _, n := range c.Nodes {
+			select {
+			case <-n.doneOrNil():
+				continue // stopped (removed, or failed)
+			default:
+			}
 			if n != nil && n.Status().Role == raft.RoleLeader {
 				return n, nil
 			}

@@ -16,6 +16,12 @@ type Config struct {
 	// address. A restarted node takes its membership from its snapshot when
 	// it has one.
 	Peers map[uint64]string
+	// Join starts a node that joins a running cluster: Peers lists the
+	// members to reach (this node's own address may be left out if Listen
+	// is set), and the node learns the membership from the leader once a
+	// ChangeMembership on it adds this node. Remembered in the data
+	// directory: a node that joined restarts as such.
+	Join bool
 	// Listen is the peer address to listen on; default Peers[ID].
 	Listen string
 	// DataDir holds the write-ahead log and snapshots.
@@ -72,7 +78,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ClusterID == 0 {
 		return c, fmt.Errorf("%w: ClusterID must be non-zero", ErrInvalidConfig)
 	}
-	if _, ok := c.Peers[c.ID]; !ok {
+	if _, ok := c.Peers[c.ID]; !ok && !(c.Join && c.Listen != "") {
 		return c, fmt.Errorf("%w: Peers has no address for this node (%d)", ErrInvalidConfig, c.ID)
 	}
 	if c.DataDir == "" {

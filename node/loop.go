@@ -93,6 +93,14 @@ func (n *Node) run() {
 			return
 		}
 		n.checkTransfer()
+		if n.removed {
+			n.log.Info("removed from the cluster; stopping", "id", n.cfg.ID)
+			n.leaveGracefully() // sends what the core still owes (a hand-over)
+			if n.err == nil {
+				n.err = ErrRemoved
+			}
+			return
+		}
 	}
 }
 
@@ -128,16 +136,22 @@ func (n *Node) step(m raft.Message) {
 }
 
 func (n *Node) propose(p *proposal) {
-	idx, term, err := n.core.Propose(p.data)
+	var idx, term uint64
+	var err error
+	if p.conf != nil {
+		idx, term, err = n.core.ProposeConfChange(*p.conf)
+	} else {
+		idx, term, err = n.core.Propose(p.data)
+	}
 	if err != nil {
 		var nl *raft.NotLeaderError
 		switch {
 		case errors.As(err, &nl):
-			err = &NotLeaderError{Leader: nl.Leader, LeaderAddr: n.cfg.Peers[nl.Leader]}
+			err = &NotLeaderError{Leader: nl.Leader, LeaderAddr: n.peerAddr(nl.Leader)}
 		case errors.Is(err, raft.ErrTransferring):
 			// Handing over: send the client to the node taking over.
 			to := n.core.Transferee()
-			err = &NotLeaderError{Leader: to, LeaderAddr: n.cfg.Peers[to]}
+			err = &NotLeaderError{Leader: to, LeaderAddr: n.peerAddr(to)}
 		}
 		p.done <- proposalResult{err: err}
 		return
@@ -264,9 +278,14 @@ func (n *Node) save(hs raft.HardState, ents []raft.Entry, sync bool) error {
 // batch and answers the proposals waiting for them.
 func (n *Node) apply(rd raft.Ready) error {
 	if s := rd.Snapshot; s != nil {
-		if err := n.sm.Restore(s.Data); err != nil {
+		ms, image, err := unwrapSnapshot(s.Data)
+		if err != nil {
 			return fmt.Errorf("node %d: installing snapshot %d/%d: %w", n.cfg.ID, s.Meta.Term, s.Meta.Index, err)
 		}
+		if err := n.sm.Restore(image); err != nil {
+			return fmt.Errorf("node %d: installing snapshot %d/%d: %w", n.cfg.ID, s.Meta.Term, s.Meta.Index, err)
+		}
+		n.restoreMembers(ms, s.Meta.ConfState)
 		n.applied, n.snapIndex, n.sinceSnap = s.Meta.Index, s.Meta.Index, 0
 		n.metrics.applied.Store(n.applied)
 		for idx, p := range n.waiters {
@@ -283,6 +302,11 @@ func (n *Node) apply(rd raft.Ready) error {
 	}
 	cmds := make([]Command, 0, len(rd.CommittedEntries))
 	for _, e := range rd.CommittedEntries {
+		if e.Type == raft.EntryConfChange && e.Index > n.applied {
+			if n.applyMembership(e) {
+				n.removed = true
+			}
+		}
 		if e.Type == raft.EntryNormal && len(e.Data) > 0 {
 			cmds = append(cmds, Command{Index: e.Index, Term: e.Term, Data: e.Data})
 			n.sinceSnap += int64(len(e.Data))
@@ -350,10 +374,11 @@ func (n *Node) maybeSnapshot() error {
 	if err := n.syncNow(); err != nil {
 		return err
 	}
-	data, err := n.sm.Snapshot()
+	image, err := n.sm.Snapshot()
 	if err != nil {
 		return fmt.Errorf("node %d: taking a snapshot at %d: %w", n.cfg.ID, n.applied, err)
 	}
+	data := n.wrapSnapshot(image)
 	snap, err := n.core.Compact(n.applied, data)
 	if err != nil {
 		return fmt.Errorf("node %d: compacting to %d: %w", n.cfg.ID, n.applied, err)

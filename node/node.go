@@ -137,10 +137,21 @@ type Node struct {
 	// way (transfer.go).
 	transferc chan transferReq
 	transfer  *transferReq
+	// The address book (members.go): every member's peer address and
+	// service metadata, guarded by membersMu. joining is set until this
+	// node (started with Join) appears in a configuration; voterCount is
+	// the number of voters in force; removed is set once the node applied
+	// its own removal.
+	membersMu  sync.Mutex
+	members    map[uint64]Member
+	joining    bool
+	voterCount int
+	removed    bool
 }
 
 type proposal struct {
 	data        []byte
+	conf        *raft.ConfChange // a membership change instead of data
 	index, term uint64
 	done        chan proposalResult
 	start       time.Time
@@ -180,6 +191,9 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		readc:      make(chan *readWaiter, c.MaxBatch),
 		reads:      map[uint64]*readWaiter{},
 		transferc:  make(chan transferReq),
+		members:    map[uint64]Member{},
+		joining:    c.Join,
+		voterCount: len(c.Peers),
 		metrics:    newMetrics(),
 	}
 	w, err := wal.Open(c.DataDir, wal.Options{
@@ -190,12 +204,25 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		return nil, fmt.Errorf("node %d: opening data directory: %w", c.ID, err)
 	}
 	n.wal = w
+	for id, addr := range c.Peers {
+		n.members[id] = Member{ID: id, PeerAddr: addr}
+	}
+	if c.Join {
+		if err := n.markJoined(); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
 	if err := n.recover(); err != nil {
 		w.Close()
 		return nil, err
 	}
+	peers := map[uint64]string{}
+	for id, m := range n.members {
+		peers[id] = m.PeerAddr
+	}
 	tr, err := transport.New(transport.Config{
-		ClusterID: c.ClusterID, NodeID: c.ID, Listen: c.Listen, Peers: c.Peers, Logger: c.Logger,
+		ClusterID: c.ClusterID, NodeID: c.ID, Listen: c.Listen, Peers: peers, Logger: c.Logger,
 	}, handler{n})
 	if err != nil {
 		w.Close()
@@ -211,18 +238,26 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 func (n *Node) recover() error {
 	st := n.wal.Recovered()
 	if s := st.Snapshot; !s.IsEmpty() {
-		if err := n.sm.Restore(s.Data); err != nil {
+		ms, image, err := unwrapSnapshot(s.Data)
+		if err != nil {
+			return fmt.Errorf("node %d: snapshot %d/%d: %w", n.cfg.ID, s.Meta.Term, s.Meta.Index, err)
+		}
+		n.restoreMembers(ms, s.Meta.ConfState)
+		if err := n.sm.Restore(image); err != nil {
 			return fmt.Errorf("node %d: restoring snapshot %d/%d: %w", n.cfg.ID, s.Meta.Term, s.Meta.Index, err)
 		}
 		n.applied, n.snapIndex, n.appliedTerm = s.Meta.Index, s.Meta.Index, s.Meta.Term
 		n.metrics.applied.Store(n.applied)
 	}
-	peers := make([]uint64, 0, len(n.cfg.Peers))
-	for id := range n.cfg.Peers {
-		peers = append(peers, id)
+	join := n.cfg.Join || n.joinedBefore()
+	var peers []uint64
+	if !join {
+		for id := range n.cfg.Peers {
+			peers = append(peers, id)
+		}
 	}
 	rc := raft.Config{
-		ID: n.cfg.ID, Peers: peers,
+		ID: n.cfg.ID, Peers: peers, Join: join,
 		ElectionTicks: n.cfg.ElectionTicks, HeartbeatTicks: n.cfg.HeartbeatTicks,
 		Rand:    rand.New(rand.NewPCG(n.cfg.Seed, n.cfg.ID)),
 		PreVote: true, CheckQuorum: true, LeaseReads: n.cfg.LeaseReads,
@@ -280,7 +315,12 @@ func (n *Node) Propose(ctx context.Context, data []byte) ([]byte, error) {
 	if len(data) > n.cfg.MaxCommandBytes {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d (Config.MaxCommandBytes)", ErrCommandTooLarge, len(data), n.cfg.MaxCommandBytes)
 	}
-	p := &proposal{data: data, done: make(chan proposalResult, 1), start: time.Now()}
+	return n.submit(ctx, &proposal{data: data, done: make(chan proposalResult, 1)})
+}
+
+// submit hands a proposal to the loop and waits for its outcome.
+func (n *Node) submit(ctx context.Context, p *proposal) ([]byte, error) {
+	p.start = time.Now()
 	select {
 	case n.propc <- p:
 	case <-ctx.Done():

@@ -65,7 +65,7 @@ func (n *Node) read(r *readWaiter) {
 	if err := n.core.ReadIndex(r.id); err != nil {
 		var nl *raft.NotLeaderError
 		if errors.As(err, &nl) {
-			err = &NotLeaderError{Leader: nl.Leader, LeaderAddr: n.cfg.Peers[nl.Leader]}
+			err = &NotLeaderError{Leader: nl.Leader, LeaderAddr: n.peerAddr(nl.Leader)}
 		}
 		r.done <- err
 		return

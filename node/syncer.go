@@ -52,7 +52,7 @@ func (n *Node) asyncWrite(rd raft.Ready) bool {
 // wroteAsync records entries written without a sync.
 func (n *Node) wroteAsync(last raft.Entry) {
 	n.unsynced = &n.written
-	if len(n.cfg.Peers) < 3 {
+	if n.voterCount < 3 {
 		n.requestSync()
 	}
 }

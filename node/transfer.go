@@ -56,7 +56,7 @@ func (n *Node) startTransfer(r transferReq) {
 	if err := n.core.TransferLeadership(r.to); err != nil {
 		var nl *raft.NotLeaderError
 		if errors.As(err, &nl) {
-			err = &NotLeaderError{Leader: nl.Leader, LeaderAddr: n.cfg.Peers[nl.Leader]}
+			err = &NotLeaderError{Leader: nl.Leader, LeaderAddr: n.peerAddr(nl.Leader)}
 		}
 		r.done <- err
 		return
