@@ -227,6 +227,7 @@ func (nd *node) closeAll() {
 // in, and returns once every stream has ended.
 func (nd *node) run(f *os.File, off, size int64) (NodeStats, error) {
 	st := NodeStats{Sent: make([]Sum, nd.n)}
+	defer nd.closeAll() // also on the early returns below
 	ln := nd.opt.Listener
 	if ln == nil {
 		var err error
