@@ -46,6 +46,15 @@ type Config struct {
 	MaxBackoff time.Duration
 }
 
+// endpointError is a failure to set up a connection to an endpoint (a
+// malformed address): retrying does not help.
+type endpointError struct{ err error }
+
+func (e *endpointError) Error() string { return e.err.Error() }
+func (e *endpointError) Unwrap() error { return e.err }
+
+var errClosed = errors.New("kvclient: client is closed")
+
 // ErrNoEndpoints is returned by New for a Config without endpoints.
 var ErrNoEndpoints = errors.New("kvclient: no endpoints given (use --endpoints or FLOTILLA_ENDPOINTS)")
 
@@ -111,12 +120,30 @@ func (c *Client) Leader() string {
 	return c.leader
 }
 
-// conn returns the connection to addr, dialling it (lazily) if needed.
+// conn returns a KV client for addr.
 func (c *Client) conn(addr string) (kvpb.KVClient, error) {
+	cc, err := c.dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	return kvpb.NewKVClient(cc), nil
+}
+
+// clusterConn returns a Cluster client for addr.
+func (c *Client) clusterConn(addr string) (kvpb.ClusterClient, error) {
+	cc, err := c.dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	return kvpb.NewClusterClient(cc), nil
+}
+
+// dial returns the connection to addr, dialling it (lazily) if needed.
+func (c *Client) dial(addr string) (*grpc.ClientConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, errors.New("kvclient: client is closed")
+		return nil, errClosed
 	}
 	cc, ok := c.conns[addr]
 	if !ok {
@@ -124,11 +151,11 @@ func (c *Client) conn(addr string) (kvpb.KVClient, error) {
 		cc, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20), grpc.MaxCallSendMsgSize(4<<20)))
 		if err != nil {
-			return nil, fmt.Errorf("kvclient: endpoint %q: %w", addr, err)
+			return nil, &endpointError{fmt.Errorf("kvclient: endpoint %q: %w", addr, err)}
 		}
 		c.conns[addr] = cc
 	}
-	return kvpb.NewKVClient(cc), nil
+	return cc, nil
 }
 
 // acquire takes a free session from the pool or opens a new one, and
@@ -231,23 +258,23 @@ func (e *Error) Unwrap() error { return e.Cause }
 // leader and follow redirects; others (serializable reads) are served by
 // whichever member is tried. A retry re-sends the same request, with the
 // same session and sequence number.
-func (c *Client) call(ctx context.Context, leaderOnly bool, do func(context.Context, kvpb.KVClient) error) error {
+func (c *Client) call(ctx context.Context, leaderOnly bool, do func(ctx context.Context, addr string) error) error {
 	backoff := 10 * time.Millisecond
 	var last *Error
 	for attempt := 0; ; attempt++ {
 		addr := c.pick()
-		cl, err := c.conn(addr)
-		if err != nil {
-			return err
-		}
 		actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
-		err = do(actx, cl)
+		err := do(actx, addr)
 		cancel()
 		if err == nil {
 			if leaderOnly {
 				c.served(addr)
 			}
 			return nil
+		}
+		var ee *endpointError
+		if errors.As(err, &ee) || errors.Is(err, errClosed) {
+			return err // retrying cannot fix a bad address or a closed client
 		}
 		st := status.Convert(err)
 		last = &Error{Code: st.Code(), Msg: st.Message(), Endpoint: addr}

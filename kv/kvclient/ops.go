@@ -38,7 +38,11 @@ func (c *Client) Get(ctx context.Context, key []byte, opts ...ReadOption) (kv Ke
 	o := readOptions(opts)
 	req := &kvpb.GetRequest{Key: key, Consistency: o.cons}
 	var resp *kvpb.GetResponse
-	err = c.call(ctx, o.cons != kvpb.Consistency_CONSISTENCY_SERIALIZABLE, func(ctx context.Context, cl kvpb.KVClient) (err error) {
+	err = c.call(ctx, o.cons != kvpb.Consistency_CONSISTENCY_SERIALIZABLE, func(ctx context.Context, addr string) (err error) {
+		cl, err := c.conn(addr)
+		if err != nil {
+			return err
+		}
 		resp, err = cl.Get(ctx, req)
 		return err
 	})
@@ -64,7 +68,11 @@ func (c *Client) Range(ctx context.Context, start []byte, ro RangeOptions, opts 
 	o := readOptions(opts)
 	req := &kvpb.RangeRequest{Key: start, End: ro.End, Prefix: ro.Prefix, Limit: int32(min(ro.Limit, 1<<30)), Consistency: o.cons}
 	var resp *kvpb.RangeResponse
-	err = c.call(ctx, o.cons != kvpb.Consistency_CONSISTENCY_SERIALIZABLE, func(ctx context.Context, cl kvpb.KVClient) (err error) {
+	err = c.call(ctx, o.cons != kvpb.Consistency_CONSISTENCY_SERIALIZABLE, func(ctx context.Context, addr string) (err error) {
+		cl, err := c.conn(addr)
+		if err != nil {
+			return err
+		}
 		resp, err = cl.Range(ctx, req)
 		return err
 	})
@@ -83,7 +91,13 @@ func (c *Client) write(ctx context.Context, do func(context.Context, kvpb.KVClie
 	s := c.acquire()
 	defer c.release(s)
 	sess := &kvpb.Session{ClientId: s.id, Seq: s.seq}
-	return c.call(ctx, true, func(ctx context.Context, cl kvpb.KVClient) error { return do(ctx, cl, sess) })
+	return c.call(ctx, true, func(ctx context.Context, addr string) error {
+		cl, err := c.conn(addr)
+		if err != nil {
+			return err
+		}
+		return do(ctx, cl, sess)
+	})
 }
 
 // Put sets key to value and returns the key's new version.

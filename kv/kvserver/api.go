@@ -232,9 +232,9 @@ func (s *Server) grpcError(err error) error {
 	case errors.As(err, &nl):
 		msg := "not the leader; no leader is known yet (an election may be under way)"
 		d := &kvpb.NotLeader{LeaderId: nl.Leader}
-		if m, ok := s.members[nl.Leader]; ok {
-			d.LeaderClientAddr = m.ClientAddr
-			msg = fmt.Sprintf("not the leader; member %d at %s is", m.ID, m.ClientAddr)
+		if addr := s.clientAddr(nl.Leader); nl.Leader != raft.None && addr != "" {
+			d.LeaderClientAddr = addr
+			msg = fmt.Sprintf("not the leader; member %d at %s is", nl.Leader, addr)
 		}
 		st, _ := status.New(codes.FailedPrecondition, msg).WithDetails(d)
 		return st.Err()
@@ -244,9 +244,10 @@ func (s *Server) grpcError(err error) error {
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, node.ErrOutcomeUnknown):
 		return status.Error(codes.Unknown, err.Error())
-	case errors.Is(err, node.ErrProposalLost), errors.Is(err, node.ErrStopped), errors.Is(err, node.ErrReadLost):
+	case errors.Is(err, node.ErrProposalLost), errors.Is(err, node.ErrStopped), errors.Is(err, node.ErrReadLost),
+		errors.Is(err, raft.ErrConfChangePending):
 		return status.Error(codes.Unavailable, err.Error())
-	case errors.Is(err, node.ErrCommandTooLarge):
+	case errors.Is(err, node.ErrCommandTooLarge), errors.Is(err, raft.ErrInvalidConfChange):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, rsm.ErrStaleSequence):
 		return status.Error(codes.Aborted, err.Error())

@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 
@@ -46,8 +45,12 @@ type Config struct {
 	// ID is this member's ID; ClusterID names the group. Both are recorded
 	// in the data directory, which refuses to open for another pair.
 	ID, ClusterID uint64
-	// Members lists every voter, including this one.
+	// Members lists every voter, including this one. With Join, it lists
+	// the members of the running cluster to contact, plus this one.
 	Members []Member
+	// Join starts a member that joins a running cluster: it becomes a
+	// member once a Cluster.MemberAdd on the leader adds it (node.Config.Join).
+	Join bool
 	// DataDir holds the WAL and snapshots.
 	DataDir string
 	// ListenPeer and ListenClient are the addresses to listen on; default
@@ -149,6 +152,7 @@ func Start(cfg Config) (*Server, error) {
 		members: map[uint64]Member{}, done: make(chan struct{})}
 	nc := cfg.Node
 	nc.ID, nc.ClusterID, nc.DataDir, nc.Listen = cfg.ID, cfg.ClusterID, cfg.DataDir, cfg.ListenPeer
+	nc.Join = cfg.Join
 	nc.Peers = map[uint64]string{}
 	for _, m := range cfg.Members {
 		s.members[m.ID] = m
@@ -180,6 +184,7 @@ func Start(cfg Config) (*Server, error) {
 	s.cancel = cancel
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(2*kv.MaxCommandBytes), grpc.MaxSendMsgSize(2*kv.MaxResultBytes))
 	kvpb.RegisterKVServer(s.grpc, &api{s: s})
+	kvpb.RegisterClusterServer(s.grpc, &clusterAPI{s: s})
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -205,7 +210,10 @@ func Start(cfg Config) (*Server, error) {
 	go func() {
 		select {
 		case <-s.host.Node().Done():
-			if err := s.host.Node().Err(); err != nil {
+			switch err := s.host.Node().Err(); {
+			case errors.Is(err, node.ErrRemoved):
+				s.log.Info("removed from the cluster; stopping")
+			case err != nil:
 				s.log.Error("raft member failed; stopping", "err", err)
 			}
 			s.Stop()
@@ -281,14 +289,6 @@ func (s *Server) serviceStatus() any {
 		"sessions":    s.host.Machine().Sessions(),
 		"client_addr": s.ClientAddr(),
 		"members":     s.memberList(),
+		"removed":     errors.Is(s.host.Node().Err(), node.ErrRemoved),
 	}
-}
-
-func (s *Server) memberList() []*kvpb.Member {
-	var ms []*kvpb.Member
-	for _, m := range s.members {
-		ms = append(ms, &kvpb.Member{Id: m.ID, PeerAddr: m.PeerAddr, ClientAddr: m.ClientAddr})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].Id < ms[j].Id })
-	return ms
 }

@@ -1114,10 +1114,12 @@ func (*StatusRequest) Descriptor() ([]byte, []int) {
 }
 
 type Member struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	PeerAddr      string                 `protobuf:"bytes,2,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"`
-	ClientAddr    string                 `protobuf:"bytes,3,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	PeerAddr   string                 `protobuf:"bytes,2,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"`
+	ClientAddr string                 `protobuf:"bytes,3,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	// learner is set for a member that receives the log but does not vote.
+	Learner       bool `protobuf:"varint,4,opt,name=learner,proto3" json:"learner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1171,6 +1173,13 @@ func (x *Member) GetClientAddr() string {
 		return x.ClientAddr
 	}
 	return ""
+}
+
+func (x *Member) GetLearner() bool {
+	if x != nil {
+		return x.Learner
+	}
+	return false
 }
 
 type StatusResponse struct {
@@ -1357,6 +1366,382 @@ func (x *NotLeader) GetLeaderClientAddr() string {
 	return ""
 }
 
+type MemberListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberListRequest) Reset() {
+	*x = MemberListRequest{}
+	mi := &file_kv_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberListRequest) ProtoMessage() {}
+
+func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberListRequest.ProtoReflect.Descriptor instead.
+func (*MemberListRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{19}
+}
+
+type MemberListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Members       []*Member              `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	Leader        uint64                 `protobuf:"varint,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberListResponse) Reset() {
+	*x = MemberListResponse{}
+	mi := &file_kv_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberListResponse) ProtoMessage() {}
+
+func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberListResponse.ProtoReflect.Descriptor instead.
+func (*MemberListResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *MemberListResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *MemberListResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *MemberListResponse) GetLeader() uint64 {
+	if x != nil {
+		return x.Leader
+	}
+	return 0
+}
+
+type MemberAddRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Member        *Member                `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberAddRequest) Reset() {
+	*x = MemberAddRequest{}
+	mi := &file_kv_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberAddRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberAddRequest) ProtoMessage() {}
+
+func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberAddRequest.ProtoReflect.Descriptor instead.
+func (*MemberAddRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *MemberAddRequest) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+type MemberPromoteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberPromoteRequest) Reset() {
+	*x = MemberPromoteRequest{}
+	mi := &file_kv_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberPromoteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberPromoteRequest) ProtoMessage() {}
+
+func (x *MemberPromoteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberPromoteRequest.ProtoReflect.Descriptor instead.
+func (*MemberPromoteRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *MemberPromoteRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type MemberRemoveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberRemoveRequest) Reset() {
+	*x = MemberRemoveRequest{}
+	mi := &file_kv_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberRemoveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberRemoveRequest) ProtoMessage() {}
+
+func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberRemoveRequest.ProtoReflect.Descriptor instead.
+func (*MemberRemoveRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *MemberRemoveRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type MemberReplaceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Add           []*Member              `protobuf:"bytes,1,rep,name=add,proto3" json:"add,omitempty"`
+	Remove        []uint64               `protobuf:"varint,2,rep,packed,name=remove,proto3" json:"remove,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberReplaceRequest) Reset() {
+	*x = MemberReplaceRequest{}
+	mi := &file_kv_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberReplaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberReplaceRequest) ProtoMessage() {}
+
+func (x *MemberReplaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberReplaceRequest.ProtoReflect.Descriptor instead.
+func (*MemberReplaceRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *MemberReplaceRequest) GetAdd() []*Member {
+	if x != nil {
+		return x.Add
+	}
+	return nil
+}
+
+func (x *MemberReplaceRequest) GetRemove() []uint64 {
+	if x != nil {
+		return x.Remove
+	}
+	return nil
+}
+
+type LeaderTransferRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	To            uint64                 `protobuf:"varint,1,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaderTransferRequest) Reset() {
+	*x = LeaderTransferRequest{}
+	mi := &file_kv_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaderTransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaderTransferRequest) ProtoMessage() {}
+
+func (x *LeaderTransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaderTransferRequest.ProtoReflect.Descriptor instead.
+func (*LeaderTransferRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *LeaderTransferRequest) GetTo() uint64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+type LeaderTransferResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Leader        uint64                 `protobuf:"varint,1,opt,name=leader,proto3" json:"leader,omitempty"`
+	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaderTransferResponse) Reset() {
+	*x = LeaderTransferResponse{}
+	mi := &file_kv_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaderTransferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaderTransferResponse) ProtoMessage() {}
+
+func (x *LeaderTransferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaderTransferResponse.ProtoReflect.Descriptor instead.
+func (*LeaderTransferResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *LeaderTransferResponse) GetLeader() uint64 {
+	if x != nil {
+		return x.Leader
+	}
+	return 0
+}
+
+func (x *LeaderTransferResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
 var File_kv_proto protoreflect.FileDescriptor
 
 const file_kv_proto_rawDesc = "" +
@@ -1429,12 +1814,13 @@ const file_kv_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x14\n" +
 	"\x05found\x18\x04 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x05 \x01(\fR\x05value\"\x0f\n" +
-	"\rStatusRequest\"V\n" +
+	"\rStatusRequest\"p\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1b\n" +
 	"\tpeer_addr\x18\x02 \x01(\tR\bpeerAddr\x12\x1f\n" +
 	"\vclient_addr\x18\x03 \x01(\tR\n" +
-	"clientAddr\"\xd3\x02\n" +
+	"clientAddr\x12\x18\n" +
+	"\alearner\x18\x04 \x01(\bR\alearner\"\xd3\x02\n" +
 	"\x0eStatusResponse\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\x04R\bmemberId\x12\x1d\n" +
 	"\n" +
@@ -1452,7 +1838,26 @@ const file_kv_proto_rawDesc = "" +
 	"\aversion\x18\v \x01(\tR\aversion\"V\n" +
 	"\tNotLeader\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\x04R\bleaderId\x12,\n" +
-	"\x12leader_client_addr\x18\x02 \x01(\tR\x10leaderClientAddr*f\n" +
+	"\x12leader_client_addr\x18\x02 \x01(\tR\x10leaderClientAddr\"\x13\n" +
+	"\x11MemberListRequest\"\x96\x01\n" +
+	"\x12MemberListResponse\x126\n" +
+	"\x06header\x18\x01 \x01(\v2\x1e.flotilla.kv.v1.ResponseHeaderR\x06header\x120\n" +
+	"\amembers\x18\x02 \x03(\v2\x16.flotilla.kv.v1.MemberR\amembers\x12\x16\n" +
+	"\x06leader\x18\x03 \x01(\x04R\x06leader\"B\n" +
+	"\x10MemberAddRequest\x12.\n" +
+	"\x06member\x18\x01 \x01(\v2\x16.flotilla.kv.v1.MemberR\x06member\"&\n" +
+	"\x14MemberPromoteRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"%\n" +
+	"\x13MemberRemoveRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"X\n" +
+	"\x14MemberReplaceRequest\x12(\n" +
+	"\x03add\x18\x01 \x03(\v2\x16.flotilla.kv.v1.MemberR\x03add\x12\x16\n" +
+	"\x06remove\x18\x02 \x03(\x04R\x06remove\"'\n" +
+	"\x15LeaderTransferRequest\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\x04R\x02to\"D\n" +
+	"\x16LeaderTransferResponse\x12\x16\n" +
+	"\x06leader\x18\x01 \x01(\x04R\x06leader\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term*f\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x1c\n" +
@@ -1464,7 +1869,15 @@ const file_kv_proto_rawDesc = "" +
 	"\x06Delete\x12\x1d.flotilla.kv.v1.DeleteRequest\x1a\x1e.flotilla.kv.v1.DeleteResponse\x12G\n" +
 	"\x06Append\x12\x1d.flotilla.kv.v1.AppendRequest\x1a\x1e.flotilla.kv.v1.AppendResponse\x12_\n" +
 	"\x0eCompareAndSwap\x12%.flotilla.kv.v1.CompareAndSwapRequest\x1a&.flotilla.kv.v1.CompareAndSwapResponse\x12G\n" +
-	"\x06Status\x12\x1d.flotilla.kv.v1.StatusRequest\x1a\x1e.flotilla.kv.v1.StatusResponseB-Z+github.com/flotilla-dev/flotilla/proto/kvpbb\x06proto3"
+	"\x06Status\x12\x1d.flotilla.kv.v1.StatusRequest\x1a\x1e.flotilla.kv.v1.StatusResponse2\xa1\x04\n" +
+	"\aCluster\x12S\n" +
+	"\n" +
+	"MemberList\x12!.flotilla.kv.v1.MemberListRequest\x1a\".flotilla.kv.v1.MemberListResponse\x12Q\n" +
+	"\tMemberAdd\x12 .flotilla.kv.v1.MemberAddRequest\x1a\".flotilla.kv.v1.MemberListResponse\x12Y\n" +
+	"\rMemberPromote\x12$.flotilla.kv.v1.MemberPromoteRequest\x1a\".flotilla.kv.v1.MemberListResponse\x12W\n" +
+	"\fMemberRemove\x12#.flotilla.kv.v1.MemberRemoveRequest\x1a\".flotilla.kv.v1.MemberListResponse\x12Y\n" +
+	"\rMemberReplace\x12$.flotilla.kv.v1.MemberReplaceRequest\x1a\".flotilla.kv.v1.MemberListResponse\x12_\n" +
+	"\x0eLeaderTransfer\x12%.flotilla.kv.v1.LeaderTransferRequest\x1a&.flotilla.kv.v1.LeaderTransferResponseB-Z+github.com/flotilla-dev/flotilla/proto/kvpbb\x06proto3"
 
 var (
 	file_kv_proto_rawDescOnce sync.Once
@@ -1479,7 +1892,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_kv_proto_goTypes = []any{
 	(Consistency)(0),               // 0: flotilla.kv.v1.Consistency
 	(*Session)(nil),                // 1: flotilla.kv.v1.Session
@@ -1501,6 +1914,14 @@ var file_kv_proto_goTypes = []any{
 	(*Member)(nil),                 // 17: flotilla.kv.v1.Member
 	(*StatusResponse)(nil),         // 18: flotilla.kv.v1.StatusResponse
 	(*NotLeader)(nil),              // 19: flotilla.kv.v1.NotLeader
+	(*MemberListRequest)(nil),      // 20: flotilla.kv.v1.MemberListRequest
+	(*MemberListResponse)(nil),     // 21: flotilla.kv.v1.MemberListResponse
+	(*MemberAddRequest)(nil),       // 22: flotilla.kv.v1.MemberAddRequest
+	(*MemberPromoteRequest)(nil),   // 23: flotilla.kv.v1.MemberPromoteRequest
+	(*MemberRemoveRequest)(nil),    // 24: flotilla.kv.v1.MemberRemoveRequest
+	(*MemberReplaceRequest)(nil),   // 25: flotilla.kv.v1.MemberReplaceRequest
+	(*LeaderTransferRequest)(nil),  // 26: flotilla.kv.v1.LeaderTransferRequest
+	(*LeaderTransferResponse)(nil), // 27: flotilla.kv.v1.LeaderTransferResponse
 }
 var file_kv_proto_depIdxs = []int32{
 	0,  // 0: flotilla.kv.v1.GetRequest.consistency:type_name -> flotilla.kv.v1.Consistency
@@ -1517,25 +1938,41 @@ var file_kv_proto_depIdxs = []int32{
 	1,  // 11: flotilla.kv.v1.CompareAndSwapRequest.session:type_name -> flotilla.kv.v1.Session
 	2,  // 12: flotilla.kv.v1.CompareAndSwapResponse.header:type_name -> flotilla.kv.v1.ResponseHeader
 	17, // 13: flotilla.kv.v1.StatusResponse.members:type_name -> flotilla.kv.v1.Member
-	4,  // 14: flotilla.kv.v1.KV.Get:input_type -> flotilla.kv.v1.GetRequest
-	6,  // 15: flotilla.kv.v1.KV.Range:input_type -> flotilla.kv.v1.RangeRequest
-	8,  // 16: flotilla.kv.v1.KV.Put:input_type -> flotilla.kv.v1.PutRequest
-	10, // 17: flotilla.kv.v1.KV.Delete:input_type -> flotilla.kv.v1.DeleteRequest
-	12, // 18: flotilla.kv.v1.KV.Append:input_type -> flotilla.kv.v1.AppendRequest
-	14, // 19: flotilla.kv.v1.KV.CompareAndSwap:input_type -> flotilla.kv.v1.CompareAndSwapRequest
-	16, // 20: flotilla.kv.v1.KV.Status:input_type -> flotilla.kv.v1.StatusRequest
-	5,  // 21: flotilla.kv.v1.KV.Get:output_type -> flotilla.kv.v1.GetResponse
-	7,  // 22: flotilla.kv.v1.KV.Range:output_type -> flotilla.kv.v1.RangeResponse
-	9,  // 23: flotilla.kv.v1.KV.Put:output_type -> flotilla.kv.v1.PutResponse
-	11, // 24: flotilla.kv.v1.KV.Delete:output_type -> flotilla.kv.v1.DeleteResponse
-	13, // 25: flotilla.kv.v1.KV.Append:output_type -> flotilla.kv.v1.AppendResponse
-	15, // 26: flotilla.kv.v1.KV.CompareAndSwap:output_type -> flotilla.kv.v1.CompareAndSwapResponse
-	18, // 27: flotilla.kv.v1.KV.Status:output_type -> flotilla.kv.v1.StatusResponse
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	2,  // 14: flotilla.kv.v1.MemberListResponse.header:type_name -> flotilla.kv.v1.ResponseHeader
+	17, // 15: flotilla.kv.v1.MemberListResponse.members:type_name -> flotilla.kv.v1.Member
+	17, // 16: flotilla.kv.v1.MemberAddRequest.member:type_name -> flotilla.kv.v1.Member
+	17, // 17: flotilla.kv.v1.MemberReplaceRequest.add:type_name -> flotilla.kv.v1.Member
+	4,  // 18: flotilla.kv.v1.KV.Get:input_type -> flotilla.kv.v1.GetRequest
+	6,  // 19: flotilla.kv.v1.KV.Range:input_type -> flotilla.kv.v1.RangeRequest
+	8,  // 20: flotilla.kv.v1.KV.Put:input_type -> flotilla.kv.v1.PutRequest
+	10, // 21: flotilla.kv.v1.KV.Delete:input_type -> flotilla.kv.v1.DeleteRequest
+	12, // 22: flotilla.kv.v1.KV.Append:input_type -> flotilla.kv.v1.AppendRequest
+	14, // 23: flotilla.kv.v1.KV.CompareAndSwap:input_type -> flotilla.kv.v1.CompareAndSwapRequest
+	16, // 24: flotilla.kv.v1.KV.Status:input_type -> flotilla.kv.v1.StatusRequest
+	20, // 25: flotilla.kv.v1.Cluster.MemberList:input_type -> flotilla.kv.v1.MemberListRequest
+	22, // 26: flotilla.kv.v1.Cluster.MemberAdd:input_type -> flotilla.kv.v1.MemberAddRequest
+	23, // 27: flotilla.kv.v1.Cluster.MemberPromote:input_type -> flotilla.kv.v1.MemberPromoteRequest
+	24, // 28: flotilla.kv.v1.Cluster.MemberRemove:input_type -> flotilla.kv.v1.MemberRemoveRequest
+	25, // 29: flotilla.kv.v1.Cluster.MemberReplace:input_type -> flotilla.kv.v1.MemberReplaceRequest
+	26, // 30: flotilla.kv.v1.Cluster.LeaderTransfer:input_type -> flotilla.kv.v1.LeaderTransferRequest
+	5,  // 31: flotilla.kv.v1.KV.Get:output_type -> flotilla.kv.v1.GetResponse
+	7,  // 32: flotilla.kv.v1.KV.Range:output_type -> flotilla.kv.v1.RangeResponse
+	9,  // 33: flotilla.kv.v1.KV.Put:output_type -> flotilla.kv.v1.PutResponse
+	11, // 34: flotilla.kv.v1.KV.Delete:output_type -> flotilla.kv.v1.DeleteResponse
+	13, // 35: flotilla.kv.v1.KV.Append:output_type -> flotilla.kv.v1.AppendResponse
+	15, // 36: flotilla.kv.v1.KV.CompareAndSwap:output_type -> flotilla.kv.v1.CompareAndSwapResponse
+	18, // 37: flotilla.kv.v1.KV.Status:output_type -> flotilla.kv.v1.StatusResponse
+	21, // 38: flotilla.kv.v1.Cluster.MemberList:output_type -> flotilla.kv.v1.MemberListResponse
+	21, // 39: flotilla.kv.v1.Cluster.MemberAdd:output_type -> flotilla.kv.v1.MemberListResponse
+	21, // 40: flotilla.kv.v1.Cluster.MemberPromote:output_type -> flotilla.kv.v1.MemberListResponse
+	21, // 41: flotilla.kv.v1.Cluster.MemberRemove:output_type -> flotilla.kv.v1.MemberListResponse
+	21, // 42: flotilla.kv.v1.Cluster.MemberReplace:output_type -> flotilla.kv.v1.MemberListResponse
+	27, // 43: flotilla.kv.v1.Cluster.LeaderTransfer:output_type -> flotilla.kv.v1.LeaderTransferResponse
+	31, // [31:44] is the sub-list for method output_type
+	18, // [18:31] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -1554,9 +1991,9 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   27,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_kv_proto_goTypes,
 		DependencyIndexes: file_kv_proto_depIdxs,
