@@ -30,8 +30,11 @@ func remoteHost(nc net.Conn) string {
 	return host
 }
 
-// logAccess records the response just queued, when the log is on.
-func (c *conn) logAccess(status int, bodyBytes int64) {
+// record counts the response just queued and logs it when the log is on.
+func (c *conn) record(status int, bodyBytes int64) {
+	st := &c.srv.stats
+	st.responses[min(status/100, len(st.responses)-1)].Add(1)
+	st.bodyBytes.Add(uint64(bodyBytes))
 	l := c.srv.access
 	if l == nil {
 		return

@@ -218,7 +218,7 @@ func (c *conn) sendError(status int, allow, closeConn bool) bool {
 		c.out = append(c.out, '\n')
 		body = rs.contentLength
 	}
-	c.logAccess(status, body)
+	c.record(status, body)
 	return true
 }
 
@@ -236,7 +236,7 @@ func (c *conn) redirect(clean []byte, keep bool) bool {
 	rs.location = loc
 	rs.contentLength = 0
 	c.out = appendHead(c.out, &rs, c.srv.date.get())
-	c.logAccess(301, 0)
+	c.record(301, 0)
 	return true
 }
 
@@ -250,7 +250,7 @@ func (c *conn) sendFile(e *entry, keep bool) bool {
 			rs := c.head(304, keep)
 			rs.lastModified = e.lastMod
 			c.out = appendHead(c.out, &rs, date)
-			c.logAccess(304, 0)
+			c.record(304, 0)
 			return true
 		}
 	}
@@ -283,7 +283,7 @@ func (c *conn) sendFile(e *entry, keep bool) bool {
 			rs.contentRange = appendInt(append(c.hdr[:0], "bytes */"...), info.size)
 			rs.contentLength = 0
 			c.out = appendHead(c.out, &rs, date)
-			c.logAccess(416, 0)
+			c.record(416, 0)
 			return true
 		case rangeOK:
 			rs.status = 206
@@ -301,10 +301,10 @@ func (c *conn) sendFile(e *entry, keep bool) bool {
 	}
 	c.out = appendHead(c.out, &rs, date)
 	if r.method == methodHEAD {
-		c.logAccess(rs.status, 0)
+		c.record(rs.status, 0)
 		return true
 	}
-	c.logAccess(rs.status, n)
+	c.record(rs.status, n)
 	if f == nil {
 		c.out = append(c.out, e.body[start:start+n]...)
 		return true

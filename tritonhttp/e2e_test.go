@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -425,5 +426,23 @@ func TestE2EShutdownUnderLoad(t *testing.T) {
 	clients.Wait()
 	if n := s.open.Load(); n != 0 {
 		t.Errorf("%d connections still counted open", n)
+	}
+}
+
+func TestStats(t *testing.T) {
+	s := testServer(t, testRoot(t, siteFiles), Limits{})
+	cli, _ := pipeConn(t, s)
+	send(cli, "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /zz HTTP/1.1\r\nHost: x\r\n\r\nGET /b.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	io.ReadAll(cli)
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().OpenConns != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("connection still open")
+		}
+		runtime.Gosched()
+	}
+	st := s.Stats()
+	if st.Responses[2] != 2 || st.Responses[4] != 1 || st.BodyBytes != 1+14+2 || st.CachedFiles != 2 || st.CachedBytes != 3 {
+		t.Errorf("stats %+v", st)
 	}
 }

@@ -39,6 +39,7 @@ type Server struct {
 	access *accessLog // nil when off
 	log    *slog.Logger
 
+	stats   counters
 	closing atomic.Bool  // set once shutdown begins; never cleared
 	open    atomic.Int64 // connections open, for the MaxConns cap
 	mu      sync.Mutex
@@ -118,9 +119,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		backoff = 0
 		if s.open.Add(1) > int64(s.lim.MaxConns) {
 			s.open.Add(-1)
+			s.stats.rejected.Add(1)
 			s.reject(nc)
 			continue
 		}
+		s.stats.accepted.Add(1)
 		c := s.newConn(nc)
 		s.wg.Add(1)
 		go func() {

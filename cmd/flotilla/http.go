@@ -1,14 +1,22 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/flotilla-dev/flotilla/tritonhttp"
@@ -22,8 +30,8 @@ func newHTTPCmd() *cobra.Command {
 }
 
 type httpOpts struct {
-	addr, vhosts, docroot, defaultHost, accessLog string
-	lim                                           tritonhttp.Limits
+	addr, vhosts, docroot, defaultHost, accessLog, admin string
+	lim                                                  tritonhttp.Limits
 }
 
 func newHTTPServeCmd() *cobra.Command {
@@ -55,7 +63,7 @@ Protocol choices and limits: docs/tritonhttp.md.`,
 				return err
 			}
 			defer closeLog()
-			return runHTTP(cmd, o.addr, cfg)
+			return runHTTP(cmd, o.addr, o.admin, cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -65,6 +73,7 @@ Protocol choices and limits: docs/tritonhttp.md.`,
 	f.StringVar(&o.docroot, "docroot", "", "document root serving every host not in --vhosts")
 	f.StringVar(&o.defaultHost, "default-host", "", "host from --vhosts that serves unknown hosts (overrides default_host)")
 	f.StringVar(&o.accessLog, "access-log", "", "write a combined-format access log to this file (- for stdout); off by default")
+	f.StringVar(&o.admin, "admin", "", "address of the admin HTTP endpoint (/metrics, /status, /debug/pprof); off by default")
 	f.IntVar(&o.lim.MaxRequestLine, "max-request-line", d.MaxRequestLine, "longest request line in bytes (414 above)")
 	f.IntVar(&o.lim.MaxHeaderBytes, "max-header-bytes", d.MaxHeaderBytes, "most header bytes per request (431 above)")
 	f.IntVar(&o.lim.MaxHeaders, "max-headers", d.MaxHeaders, "most header fields per request (431 above)")
@@ -108,7 +117,7 @@ func (o *httpOpts) config(cmd *cobra.Command) (tritonhttp.Config, func(), error)
 }
 
 // runHTTP serves until SIGINT or SIGTERM.
-func runHTTP(cmd *cobra.Command, addr string, cfg tritonhttp.Config) error {
+func runHTTP(cmd *cobra.Command, addr, adminAddr string, cfg tritonhttp.Config) error {
 	srv, err := tritonhttp.NewServer(cfg)
 	if err != nil {
 		return err
@@ -119,6 +128,70 @@ func runHTTP(cmd *cobra.Command, addr string, cfg tritonhttp.Config) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	adminDone := make(chan error, 1)
+	if adminAddr == "" {
+		adminDone <- nil
+	} else {
+		aln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", adminAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin listen: %w", err)
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "flotilla http: admin endpoint on http://%s\n", aln.Addr())
+		go func() { adminDone <- serveHTTPAdmin(ctx, aln, srv) }()
+	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "flotilla http: serving %d host(s) on http://%s\n", len(cfg.Hosts.Hosts), ln.Addr())
-	return srv.Serve(ctx, ln)
+	err = srv.Serve(ctx, ln)
+	stop() // a listener error ends the admin endpoint too
+	return errors.Join(err, <-adminDone)
+}
+
+// serveHTTPAdmin serves /metrics, /status and /debug/pprof for srv until
+// ctx ends. It uses net/http: the admin port is not the file server.
+func serveHTTPAdmin(ctx context.Context, ln net.Listener, srv *tritonhttp.Server) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	stat := func(f func(tritonhttp.Stats) float64) func() float64 { return func() float64 { return f(srv.Stats()) } }
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tritonhttp_open_connections", Help: "Connections open now."},
+			stat(func(s tritonhttp.Stats) float64 { return float64(s.OpenConns) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tritonhttp_accepted_connections_total", Help: "Connections accepted and served."},
+			stat(func(s tritonhttp.Stats) float64 { return float64(s.AcceptedConns) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tritonhttp_rejected_connections_total", Help: "Connections answered 503 over the connection cap."},
+			stat(func(s tritonhttp.Stats) float64 { return float64(s.RejectedConns) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tritonhttp_body_bytes_total", Help: "Response body bytes sent."},
+			stat(func(s tritonhttp.Stats) float64 { return float64(s.BodyBytes) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tritonhttp_cached_files", Help: "Entries in the file cache."},
+			stat(func(s tritonhttp.Stats) float64 { return float64(s.CachedFiles) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tritonhttp_cached_bytes", Help: "File bytes held in the cache."},
+			stat(func(s tritonhttp.Stats) float64 { return float64(s.CachedBytes) })),
+	)
+	for class := 1; class <= 5; class++ {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tritonhttp_responses_total", Help: "Responses sent, by status class.",
+			ConstLabels: prometheus.Labels{"class": fmt.Sprintf("%dxx", class)},
+		}, stat(func(s tritonhttp.Stats) float64 { return float64(s.Responses[class]) })))
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(srv.Stats())
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+	}()
+	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("admin: %w", err)
+	}
+	return nil
 }
