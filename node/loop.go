@@ -69,6 +69,7 @@ func (n *Node) run() {
 			n.core.Tick()
 			n.ticks++
 			n.loseReads(true)
+			n.dropRemovedPeers()
 			n.requestSync()
 		case m := <-n.recvc:
 			n.step(m)

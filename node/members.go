@@ -126,7 +126,9 @@ func (n *Node) applyMembership(e raft.Entry) (removed bool) {
 		if !cs.Contains(id) {
 			delete(n.members, id)
 			if id != n.cfg.ID {
-				n.tr.RemovePeer(id)
+				// Not at once: the core still sends it the commit of its
+				// removal (raft tellRemoved).
+				n.dropPeers[id] = n.ticks + uint64(n.cfg.ElectionTicks)
 			}
 		}
 	}
@@ -136,6 +138,23 @@ func (n *Node) applyMembership(e raft.Entry) (removed bool) {
 	n.voterCount = len(cs.Voters)
 	n.log.Info("membership changed", "id", n.cfg.ID, "index", e.Index, "change", cc.String(), "config", cs.String())
 	return wasMember && !cs.Contains(n.cfg.ID)
+}
+
+// dropRemovedPeers closes the transport to removed members once their
+// grace period is over (loop goroutine, on ticks).
+func (n *Node) dropRemovedPeers() {
+	for id, at := range n.dropPeers {
+		if n.ticks < at {
+			continue
+		}
+		delete(n.dropPeers, id)
+		n.membersMu.Lock()
+		_, back := n.members[id]
+		n.membersMu.Unlock()
+		if !back {
+			n.tr.RemovePeer(id)
+		}
+	}
 }
 
 // setRoles marks learners in the address book; membersMu is held.

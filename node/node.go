@@ -144,6 +144,7 @@ type Node struct {
 	// its own removal.
 	membersMu  sync.Mutex
 	members    map[uint64]Member
+	dropPeers  map[uint64]uint64 // removed peers to disconnect, at this tick
 	joining    bool
 	voterCount int
 	removed    bool
@@ -192,6 +193,7 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		reads:      map[uint64]*readWaiter{},
 		transferc:  make(chan transferReq),
 		members:    map[uint64]Member{},
+		dropPeers:  map[uint64]uint64{},
 		joining:    c.Join,
 		voterCount: len(c.Peers),
 		metrics:    newMetrics(),

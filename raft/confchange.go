@@ -240,6 +240,9 @@ func (n *Node) applyConfEntry(e Entry) {
 		panic(fmt.Sprintf("raft: node %d: configuration entry %d/%d does not decode: %v", n.id, e.Term, e.Index, err))
 	}
 	wasVoter := n.voters.Contains(n.id)
+	if n.role == RoleLeader {
+		n.tellRemoved(cs)
+	}
 	n.applyConfState(cs)
 	n.confIndex = e.Index
 	n.cfg.Logger.Info("raft: applied a membership change", "id", n.id, "index", e.Index, "config", cs.String())
@@ -260,6 +263,24 @@ func (n *Node) applyConfEntry(e Entry) {
 		n.commitPending = true
 	}
 	n.maybeLeaveJoint()
+}
+
+// tellRemoved sends the members that cs removes one last message that
+// carries the commit index, so that they apply their own removal (they
+// get no messages once their progress is gone): a heartbeat to one that
+// holds the configuration entry, else what it misses.
+func (n *Node) tellRemoved(cs ConfState) {
+	for _, id := range n.ids {
+		pr := n.prs[id]
+		if id == n.id || cs.Contains(id) {
+			continue
+		}
+		if pr.Match >= n.log.committed {
+			n.send(Message{Type: MsgHeartbeat, To: id, Commit: n.log.committed})
+			continue
+		}
+		n.maybeSendAppend(id, true)
+	}
 }
 
 // stepDownRemoved is a leader that applied its own removal (dissertation
