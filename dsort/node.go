@@ -83,7 +83,6 @@ type node struct {
 	closed   bool
 
 	samples chan peerSample // peers' samples (sampled partitioning)
-	part    chan *partitioner
 
 	read, sent, recv atomic.Int64 // bytes, for progress
 	streams          atomic.Int32 // connections handshaken, both ways
@@ -109,14 +108,14 @@ func Run(ctx context.Context, cfg Config, id int, in Input, output string, opt N
 	f, off, size, err := openInput(in)
 	if err != nil {
 		closeListener(opt.Listener)
-		return NodeStats{}, err
+		notifyPeers(ctx, cfg, id, err)
+		return NodeStats{}, fmt.Errorf("node %d: %w", id, err)
 	}
 	defer f.Close()
 	nd := &node{
 		cfg: cfg, id: id, n: len(cfg.Servers), hash: cfg.Hash(), opt: opt, total: size,
 		runs:    newRuns(opt.mem(), opt.tempDir(output), opt.Workers, !opt.NoSync),
 		samples: make(chan peerSample, len(cfg.Servers)),
-		part:    make(chan *partitioner, 1),
 	}
 	defer nd.runs.close()
 	nd.log = opt.Logger

@@ -502,3 +502,23 @@ func TestRunPeerHangs(t *testing.T) {
 	}
 	assertNoTemp(t, tc.dir, "in.0", "in.1")
 }
+
+// TestRunPeerBadInput: node 1's input is not whole records; node 0, already
+// up, fails at once with node 1's reason rather than a dial timeout.
+func TestRunPeerBadInput(t *testing.T) {
+	tc := newTestCluster(t, 2, PartitionBits)
+	ins, _ := genInputs(t, tc.dir, repeat(2, 100), GenOptions{Seed: 20})
+	os.WriteFile(ins[1], make([]byte, 150), 0o644)
+	tc.lns[1].Close() // node 1 fails before it listens
+	tc.lns[1] = nil
+	c0 := tc.run(bg, 0, ins[0], NodeOptions{DialTimeout: time.Minute})
+	err1 := <-tc.run(bg, 1, ins[1], NodeOptions{})
+	if !errors.Is(err1, ErrPartialRecord) {
+		t.Errorf("node 1: got %v, want ErrPartialRecord", err1)
+	}
+	err0 := <-c0
+	if !errors.Is(err0, ErrPeer) || !strings.Contains(err0.Error(), "node 1") || !strings.Contains(err0.Error(), "not a multiple of 100") {
+		t.Errorf("node 0: got %v, want node 1's reason", err0)
+	}
+	assertNoTemp(t, tc.dir, "in.0", "in.1")
+}

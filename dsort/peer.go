@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -517,6 +518,42 @@ func (nd *node) broadcastError(err error, outs []*peerOut) {
 			}
 			c.SetWriteDeadline(deadline) // unblocks a sender stuck on a full peer
 			o.writeBy(frame, deadline)
+		})
+	}
+	wg.Wait()
+}
+
+// notifyPeers tells the peers that are already up that node id cannot
+// run, so that they fail at once with its reason instead of waiting out
+// their dial timeout: one quick dial each, a handshake, an Error frame.
+func notifyPeers(ctx context.Context, cfg Config, id int, reason error) {
+	hash := cfg.Hash()
+	msg := []byte(truncate(fmt.Sprintf("node %d: %v", id, reason)))
+	var wg sync.WaitGroup
+	for j, s := range cfg.Servers {
+		if j == id {
+			continue
+		}
+		wg.Go(func() {
+			d := net.Dialer{Timeout: time.Second}
+			c, err := d.DialContext(ctx, "tcp", s.Addr())
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			h := wire.Hello{From: uint16(id), To: uint16(j), Nodes: uint16(len(cfg.Servers)), ConfigHash: hash}
+			if wire.WriteFrame(c, wire.TypeHello, wire.AppendHello(nil, h)) != nil {
+				return
+			}
+			if t, _, err := wire.NewReader(c).Next(); err != nil || t != wire.TypeAccept {
+				return
+			}
+			wire.WriteFrame(c, wire.TypeError, msg)
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.CloseWrite() // let the Error arrive before the close
+			}
+			io.Copy(io.Discard, c) // until the peer closes or the deadline
 		})
 	}
 	wg.Wait()
