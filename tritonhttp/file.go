@@ -119,7 +119,7 @@ func (fc *fileCache) remove(key []byte, e *entry) {
 
 // resolve maps a cleaned path (starting with '/') to a file or directory
 // under the site's root. Symlinks are followed, but the result must lie
-// inside the root (RFC 9110 §17.5), and only regular files and directories
+// inside the root (RFC 9110 §17.3), and only regular files and directories
 // are served.
 func resolve(s *site, clean string) (string, os.FileInfo, error) {
 	full := filepath.Join(s.root, filepath.FromSlash(clean))
