@@ -290,9 +290,15 @@ func TestE2ECurl(t *testing.T) {
 	if err != nil {
 		t.Skip("curl is not installed (apt-get install curl); skipping the curl end-to-end test")
 	}
-	r1 := testRoot(t, map[string]string{"index.html": "site one", "d/x.txt": "0123456789"})
-	r2 := testRoot(t, map[string]string{"index.html": "site two"})
-	addr := startServer(t, Config{Hosts: VirtualHosts{Hosts: []Host{{Name: "one.test", Root: r1}, {Name: "two.test", Root: r2}}, Default: "one.test"}})
+	dir := testRoot(t, map[string]string{"docroot_dirs/one/index.html": "site one", "docroot_dirs/one/d/x.txt": "0123456789",
+		"docroot_dirs/two/index.html": "site two"})
+	yml := filepath.Join(dir, "virtual_hosts.yaml")
+	writeFile(t, yml, "virtual_hosts:\n  - hostName: one.test\n    docRoot: docroot_dirs/one\n  - hostName: two.test\n    docRoot: docroot_dirs/two\ndefault_host: one.test\n")
+	vh, err := LoadVirtualHosts(yml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startServer(t, Config{Hosts: vh})
 	run := func(args ...string) string {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -444,5 +450,42 @@ func TestStats(t *testing.T) {
 	st := s.Stats()
 	if st.Responses[2] != 2 || st.Responses[4] != 1 || st.BodyBytes != 1+14+2 || st.CachedFiles != 2 || st.CachedBytes != 3 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// Many pipelined requests over real TCP, small and large (sendfile) files
+// mixed, come back complete and in order.
+func TestE2EPipelinedOverTCP(t *testing.T) {
+	big := randomBytes(t, 200<<10)
+	root := testRoot(t, map[string]string{"a.txt": "A", "b.txt": "BB"})
+	writeFile(t, filepath.Join(root, "big.bin"), string(big))
+	addr := startServer(t, Config{Hosts: VirtualHosts{Hosts: []Host{{Name: CatchAll, Root: root}}}})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	paths := []string{"/a.txt", "/b.txt", "/big.bin", "/missing", "/a.txt"}
+	want := map[string][]byte{"/a.txt": []byte("A"), "/b.txt": []byte("BB"), "/big.bin": big, "/missing": []byte("404 Not Found\n")}
+	const n = 200
+	var wire strings.Builder
+	for i := range n {
+		wire.WriteString("GET " + paths[i%len(paths)] + " HTTP/1.1\r\nHost: x\r\n\r\n")
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := io.WriteString(nc, wire.String())
+		errc <- err
+	}()
+	br := bufio.NewReader(nc)
+	for i := range n {
+		resp, body := readResponse(t, br, "GET")
+		if p := paths[i%len(paths)]; !bytes.Equal([]byte(body), want[p]) {
+			t.Fatalf("response %d (%s): %d, %d bytes, want %d", i, p, resp.StatusCode, len(body), len(want[p]))
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 }
