@@ -19,7 +19,7 @@ const (
 const (
 	readBufferSize = 4 << 10
 	flushThreshold = 64 << 10 // gathered pipelined responses are written past this
-	sendChunk      = 4 << 20  // a large body is sent in chunks, each within WriteTimeout
+	sendChunk      = 1 << 20  // a large body is sent in chunks, each within WriteTimeout
 )
 
 // conn is one client connection and the buffers it reuses across requests.

@@ -30,7 +30,7 @@ type Limits struct {
 	// end of its header block; past it the request is answered 400 and the
 	// connection closed (slow clients, slowloris).
 	HeaderTimeout time.Duration
-	// WriteTimeout bounds each write to the client, and each 4 MiB chunk of
+	// WriteTimeout bounds each write to the client, and each 1 MiB chunk of
 	// a large body; past it the connection is dropped.
 	WriteTimeout time.Duration
 	// ShutdownTimeout is how long Serve waits for busy connections to finish
@@ -48,7 +48,7 @@ var DefaultLimits = Limits{
 	MaxConns:           10000,
 	IdleTimeout:        5 * time.Second,
 	HeaderTimeout:      5 * time.Second,
-	WriteTimeout:       30 * time.Second,
+	WriteTimeout:       60 * time.Second,
 	ShutdownTimeout:    10 * time.Second,
 }
 
