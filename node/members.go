@@ -114,7 +114,8 @@ func (n *Node) applyMembership(e raft.Entry) (removed bool) {
 	}
 	n.membersMu.Lock()
 	defer n.membersMu.Unlock()
-	wasMember := n.members[n.cfg.ID].ID != 0 && !n.joining
+	wasMember := n.inConfig
+	n.inConfig = cs.Contains(n.cfg.ID)
 	for _, m := range adds {
 		n.members[m.ID] = m
 		if m.ID != n.cfg.ID {
@@ -131,9 +132,6 @@ func (n *Node) applyMembership(e raft.Entry) (removed bool) {
 				n.dropPeers[id] = n.ticks + uint64(n.cfg.ElectionTicks)
 			}
 		}
-	}
-	if cs.Contains(n.cfg.ID) {
-		n.joining = false
 	}
 	n.voterCount = len(cs.Voters)
 	n.log.Info("membership changed", "id", n.cfg.ID, "index", e.Index, "change", cc.String(), "config", cs.String())
@@ -302,9 +300,7 @@ func (n *Node) restoreMembers(ms []Member, cs raft.ConfState) {
 		n.members[m.ID] = m
 	}
 	n.setRoles(cs)
-	if cs.Contains(n.cfg.ID) {
-		n.joining = false
-	}
+	n.inConfig = cs.Contains(n.cfg.ID)
 	n.voterCount = len(cs.Voters)
 	if n.tr == nil {
 		return // recovery: the transport starts with these peers

@@ -95,9 +95,31 @@ func TestMembershipChanges(t *testing.T) {
 				t.Errorf("removed node %d stopped with %v, want ErrRemoved", id, err)
 			}
 		case <-ctx.Done():
-			t.Fatalf("removed node %d did not stop", id)
+			st := c.Nodes[id-1].Status()
+			var others []string
+			for _, nd := range c.Nodes {
+				if nd != nil {
+					s := nd.Status()
+					others = append(others, fmt.Sprintf("%d:%v t%d c%d a%d %v", s.ID, s.Role, s.Term, s.Commit, s.Applied, s.Config))
+				}
+			}
+			t.Fatalf("removed node %d did not stop: %v term %d commit %d applied %d config %v; all: %v", id, st.Role, st.Term, st.Commit, st.Applied, st.Config, others)
 		}
 		c.Nodes[id-1] = nil
+	}
+	// A member that joined restarts as one: it replays the configurations
+	// from before it was added without taking them for its removal.
+	if err := c.StopNode(int(id6)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart(int(id6)); err != nil {
+		t.Fatal(err)
+	}
+	proposeAll(t, c, "d", 20, 2)
+	select {
+	case <-c.Nodes[id6-1].Done():
+		t.Fatalf("node %d stopped after its restart: %v", id6, c.Nodes[id6-1].Err())
+	default:
 	}
 	// Every remaining member converges and knows the same members.
 	for {

@@ -138,14 +138,15 @@ type Node struct {
 	transferc chan transferReq
 	transfer  *transferReq
 	// The address book (members.go): every member's peer address and
-	// service metadata, guarded by membersMu. joining is set until this
-	// node (started with Join) appears in a configuration; voterCount is
-	// the number of voters in force; removed is set once the node applied
-	// its own removal.
+	// service metadata, guarded by membersMu. inConfig is set while the
+	// configuration applied last holds this node (a node that joined is
+	// outside the configurations before the one that added it);
+	// voterCount is the number of voters in force; removed is set once the
+	// node applied its own removal.
 	membersMu  sync.Mutex
 	members    map[uint64]Member
 	dropPeers  map[uint64]uint64 // removed peers to disconnect, at this tick
-	joining    bool
+	inConfig   bool
 	voterCount int
 	removed    bool
 }
@@ -194,7 +195,7 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		transferc:  make(chan transferReq),
 		members:    map[uint64]Member{},
 		dropPeers:  map[uint64]uint64{},
-		joining:    c.Join,
+		inConfig:   !c.Join,
 		voterCount: len(c.Peers),
 		metrics:    newMetrics(),
 	}
@@ -208,6 +209,9 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 	n.wal = w
 	for id, addr := range c.Peers {
 		n.members[id] = Member{ID: id, PeerAddr: addr}
+	}
+	if n.joinedBefore() {
+		n.inConfig = false // until it replays the entry that added it
 	}
 	if c.Join {
 		if err := n.markJoined(); err != nil {

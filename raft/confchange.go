@@ -268,7 +268,8 @@ func (n *Node) applyConfEntry(e Entry) {
 // tellRemoved sends the members that cs removes one last message that
 // carries the commit index, so that they apply their own removal (they
 // get no messages once their progress is gone): a heartbeat to one that
-// holds the configuration entry, else what it misses.
+// holds the configuration entry, else every entry it misses up to it,
+// whatever its flow control says.
 func (n *Node) tellRemoved(cs ConfState) {
 	for _, id := range n.ids {
 		pr := n.prs[id]
@@ -279,8 +280,27 @@ func (n *Node) tellRemoved(cs ConfState) {
 			n.send(Message{Type: MsgHeartbeat, To: id, Commit: n.log.committed})
 			continue
 		}
-		n.maybeSendAppend(id, true)
+		if t, err := n.log.term(pr.Match); err == nil {
+			n.sendCatchUp(id, pr.Match, t)
+		}
 	}
+}
+
+// sendCatchUp sends a node outside the configuration the committed entries
+// after its entry (last, lastTerm), up to MaxMsgBytes, with the commit
+// index, whatever flow control would say: it has no progress to pace it
+// (its next campaign gets the next part). Nothing is sent if the
+// log does not hold that entry (the logs diverge there, or it is
+// compacted away).
+func (n *Node) sendCatchUp(to, last, lastTerm uint64) {
+	if last > n.log.committed || !n.log.matchTerm(last, lastTerm) {
+		return
+	}
+	ents, err := n.log.slice(last+1, n.log.committed+1, n.cfg.MaxMsgBytes)
+	if err != nil {
+		return
+	}
+	n.send(Message{Type: MsgApp, To: to, Index: last, LogTerm: lastTerm, Entries: ents, Commit: n.log.committed})
 }
 
 // stepDownRemoved is a leader that applied its own removal (dissertation

@@ -98,6 +98,14 @@ func (n *Node) Step(m Message) error {
 	if err := n.validate(m); err != nil {
 		return err
 	}
+	if (m.Type == MsgVote || m.Type == MsgPreVote) && n.role == RoleLeader && n.prs[m.From] == nil {
+		// A node outside the configuration campaigns: one that was
+		// removed without learning it. It cannot win, so it must not
+		// disrupt (§4.2.3); send it the log up to the commit index so that
+		// it applies its removal.
+		n.sendCatchUp(m.From, m.Index, m.LogTerm)
+		return nil
+	}
 	switch {
 	case m.Term > n.term:
 		if (m.Type == MsgVote || m.Type == MsgPreVote) && n.inLease() &&
@@ -225,7 +233,13 @@ func (n *Node) handleVote(m Message) {
 		(m.Type == MsgPreVote && m.Term > n.term && !n.heardFromLeader())
 	upToDate := n.log.isUpToDate(m.Index, m.LogTerm) || n.cfg.unsafe.voteWithoutLogCheck
 	if !canVote || !upToDate {
-		n.send(n.commitHint(Message{Type: resp, To: m.From, Term: n.term, Reject: true}))
+		rej := n.commitHint(Message{Type: resp, To: m.From, Term: n.term, Reject: true})
+		if m.Index > 0 && m.Index < rej.Commit && n.log.matchTerm(m.Index, m.LogTerm) {
+			// The candidate's whole log is committed (it lacks this
+			// node's commit point): say so.
+			rej.Commit, rej.LogTerm = m.Index, m.LogTerm
+		}
+		n.send(rej)
 		return
 	}
 	// A grant carries the term asked for, so a pre-candidate can tell it

@@ -15,6 +15,7 @@ import (
 
 	"github.com/flotilla-dev/flotilla/internal/buildinfo"
 	"github.com/flotilla-dev/flotilla/kv/kvserver"
+	"github.com/flotilla-dev/flotilla/node"
 	"github.com/flotilla-dev/flotilla/wal"
 )
 
@@ -26,7 +27,7 @@ type serveOpts struct {
 	listenPeer, listenClient, admin string
 	maxKeyBytes, maxValueBytes      int
 	tick                            time.Duration
-	noSync, leaseReads              bool
+	noSync, leaseReads, join        bool
 	logLevel                        string
 }
 
@@ -76,6 +77,7 @@ SIGINT or SIGTERM stops the member cleanly.`,
 	f.IntVar(&o.maxValueBytes, "max-value-bytes", 0, "largest value accepted, at most 1048576 (default 1048576)")
 	f.DurationVar(&o.tick, "tick", 0, "Raft tick; elections time out after 10-20 ticks (default 100ms)")
 	f.BoolVar(&o.noSync, "no-sync", false, "skip fsync (unsafe: acknowledged writes can be lost on a crash)")
+	f.BoolVar(&o.join, "join", false, "join a running cluster: --member lists its members and this one; add it with flotilla member add")
 	f.BoolVar(&o.leaseReads, "lease-reads", false, "let the leader confirm linearizable reads from its lease, without a heartbeat round (assumes clock rates differ by less than ~10%)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -134,6 +136,9 @@ func (o *serveOpts) resolve(cmd *cobra.Command) (kvserver.Config, *slog.Logger, 
 	if set("lease-reads") {
 		c.LeaseReads = o.leaseReads
 	}
+	if set("join") {
+		c.Join = o.join
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return kvserver.Config{}, nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)}
@@ -187,7 +192,12 @@ func runServe(ctx context.Context, sc kvserver.Config, logger *slog.Logger) erro
 		}
 		return nil
 	case <-s.Done():
-		if err := s.Err(); err != nil {
+		err := s.Err()
+		if errors.Is(err, node.ErrRemoved) {
+			logger.Info("this member was removed from the cluster; exiting")
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("member %d stopped: %w", sc.ID, err)
 		}
 		return nil

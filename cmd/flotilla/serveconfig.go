@@ -42,6 +42,8 @@ type serveConfig struct {
 	NoSync bool `yaml:"no-sync,omitempty"`
 	// LeaseReads confirms linearizable reads from the leader's lease.
 	LeaseReads bool `yaml:"lease-reads,omitempty"`
+	// Join makes this member join a running cluster (see --join).
+	Join bool `yaml:"join,omitempty"`
 }
 
 type memberConfig struct {
@@ -163,5 +165,6 @@ func (c serveConfig) serverConfig() (kvserver.Config, error) {
 	sc.Node.SnapshotEntries = c.SnapshotEntries
 	sc.Node.NoSync = c.NoSync
 	sc.Node.LeaseReads = c.LeaseReads
+	sc.Join = c.Join
 	return sc, nil
 }

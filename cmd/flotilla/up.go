@@ -47,9 +47,14 @@ every member cleanly.
 
 The first run picks free ports and writes DATA_DIR/cluster.yaml; later runs
 read it and resume the same cluster, with the same data and addresses.
-Each member logs to DATA_DIR/nodeN.log.`,
+Each member logs to DATA_DIR/nodeN.log.
+
+With --nodes on an existing cluster, flotilla up resizes it once it runs:
+new members join as learners and are promoted when they caught up; the
+members with the highest IDs are removed (their data is deleted).`,
 		Example: `  flotilla up
   flotilla up --nodes 5 --data-dir /tmp/fl5
+  flotilla up --nodes 5   # grow the cluster in ./flotilla-data to 5 members
   # in another terminal:
   flotilla kv put greeting hello
   flotilla kv get greeting
@@ -64,7 +69,7 @@ Each member logs to DATA_DIR/nodeN.log.`,
 			return runUp(ctx, cmd, o)
 		},
 	}
-	cmd.Flags().IntVar(&o.nodes, "nodes", 3, "number of members (1 to 9) of a new cluster")
+	cmd.Flags().IntVar(&o.nodes, "nodes", 3, "number of members (1 to 9); for an existing cluster, grow or shrink it to this size")
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", defaultUpDir, "directory for the cluster's configuration, data and logs")
 	cmd.Flags().BoolVar(&o.noSync, "no-sync", false, "start members without fsync (unsafe: for experiments only)")
 	return cmd
@@ -78,6 +83,8 @@ type upMember struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	err     error // set before exited is closed
+	// expected is set for a member being removed: its exit is no surprise.
+	expected bool
 }
 
 func runUp(ctx context.Context, cmd *cobra.Command, o upOpts) error {
@@ -91,20 +98,20 @@ func runUp(ctx context.Context, cmd *cobra.Command, o upOpts) error {
 	}
 	defer unlock()
 	cfgPath := filepath.Join(o.dataDir, clusterFile)
-	cfg, created, err := loadOrCreateCluster(cfgPath, o, cmd.Flags().Changed("nodes"))
+	cfg, created, err := loadOrCreateCluster(cfgPath, o)
 	if err != nil {
 		return err
+	}
+	if !cmd.Flags().Changed("nodes") {
+		o.nodes = len(cfg.Members) // resume at the size it has
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("finding the flotilla binary to start members: %w", err)
 	}
-	var eps []string
-	for _, m := range cfg.Members {
-		eps = append(eps, m.Client)
-	}
-	if err := writeFileAtomic(filepath.Join(o.dataDir, endpointsFile), []byte(strings.Join(eps, "\n")+"\n")); err != nil {
-		return fmt.Errorf("writing the endpoints file: %w", err)
+	eps := clientAddrs(cfg)
+	if err := saveUpCluster(cfgPath, o.dataDir, cfg); err != nil {
+		return err
 	}
 
 	verb := "resuming"
@@ -115,7 +122,13 @@ func runUp(ctx context.Context, cmd *cobra.Command, o upOpts) error {
 	var members []*upMember
 	stopAll := func() { stopMembers(members, out) }
 	for _, mc := range cfg.Members {
-		m, err := startMember(exe, cfgPath, o, mc)
+		var extra []string
+		if _, err := os.Stat(filepath.Join(o.dataDir, fmt.Sprintf("node%d", mc.ID))); !created && errors.Is(err, os.ErrNotExist) {
+			// Added to an existing cluster by an interrupted resize: it
+			// joins, it does not found a cluster of its own.
+			extra = append(extra, "--join")
+		}
+		m, err := startMember(exe, cfgPath, o, mc, extra...)
 		if err != nil {
 			stopAll()
 			return err
@@ -129,6 +142,16 @@ func runUp(ctx context.Context, cmd *cobra.Command, o upOpts) error {
 			return nil
 		}
 		return err
+	}
+	if !created {
+		if err := resizeCluster(ctx, out, exe, cfgPath, o, &cfg, &members); err != nil {
+			stopAll()
+			if ctx.Err() != nil {
+				fmt.Fprintln(out, "flotilla: interrupted while resizing; all members stopped (run flotilla up again to finish)")
+				return nil
+			}
+			return err
+		}
 	}
 	for _, m := range members {
 		admin := ""
@@ -155,6 +178,9 @@ func runUp(ctx context.Context, cmd *cobra.Command, o upOpts) error {
 			return nil
 		case m := <-exited:
 			alive--
+			if m.expected {
+				continue
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "flotilla: member %d exited unexpectedly (%v); its log %s ends:\n%s", m.id, m.err, m.logPath, logTail(m.logPath, 5))
 		}
 	}
@@ -163,13 +189,9 @@ func runUp(ctx context.Context, cmd *cobra.Command, o upOpts) error {
 
 // loadOrCreateCluster reads DATA_DIR/cluster.yaml or creates it with free
 // ports and a random cluster ID.
-func loadOrCreateCluster(path string, o upOpts, nodesSet bool) (serveConfig, bool, error) {
+func loadOrCreateCluster(path string, o upOpts) (serveConfig, bool, error) {
 	c, err := loadServeConfig(path)
 	if err == nil {
-		if nodesSet && o.nodes != len(c.Members) {
-			return c, false, usageError{fmt.Errorf("%s holds a %d-member cluster; resizing is not supported yet: run without --nodes to resume it, or use another --data-dir for a %d-member cluster",
-				filepath.Dir(path), len(c.Members), o.nodes)}
-		}
 		if c.NoSync != o.noSync {
 			c.NoSync = o.noSync
 		}
@@ -196,7 +218,7 @@ func loadOrCreateCluster(path string, o upOpts, nodesSet bool) (serveConfig, boo
 	return c, true, nil
 }
 
-func startMember(exe, cfgPath string, o upOpts, mc memberConfig) (*upMember, error) {
+func startMember(exe, cfgPath string, o upOpts, mc memberConfig, extra ...string) (*upMember, error) {
 	m := &upMember{id: mc.ID, cfg: mc, exited: make(chan struct{}),
 		logPath: filepath.Join(o.dataDir, fmt.Sprintf("node%d.log", mc.ID))}
 	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -208,6 +230,7 @@ func startMember(exe, cfgPath string, o upOpts, mc memberConfig) (*upMember, err
 	if o.noSync {
 		args = append(args, "--no-sync")
 	}
+	args = append(args, extra...)
 	m.cmd = exec.Command(exe, args...)
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
 	m.cmd.SysProcAttr = childProcAttr()

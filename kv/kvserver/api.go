@@ -122,8 +122,13 @@ func (a *api) CompareAndSwap(ctx context.Context, r *kvpb.CompareAndSwapRequest)
 }
 
 func (a *api) Status(ctx context.Context, _ *kvpb.StatusRequest) (*kvpb.StatusResponse, error) {
-	applied, keys, hash := a.s.store.State() // one consistent reading
+	// The node's applied index counts entries the store never sees (no-ops,
+	// membership changes). Read it first: every entry up to it is in the
+	// store by then, so the store's state read next is the state at the
+	// larger of the two indexes.
 	st := a.s.host.Node().Status()
+	applied, keys, hash := a.s.store.State()
+	applied = max(applied, st.Applied)
 	return &kvpb.StatusResponse{
 		MemberId: a.s.cfg.ID, ClusterId: a.s.cfg.ClusterID, Role: roleName(st.Role), Term: st.Term,
 		Leader: st.Lead, CommitIndex: max(st.Commit, applied), AppliedIndex: applied,
