@@ -48,6 +48,11 @@ type Config struct {
 	// without a heartbeat round (raft.Config.LeaseReads: safe while clock
 	// rates differ by less than about 10%).
 	LeaseReads bool
+	// AutoPromoteLearners makes the leader promote a learner to voter once
+	// it has caught up to within PromoteLagEntries of the leader's log
+	// (default 100); raft.Config.AutoPromoteLearners.
+	AutoPromoteLearners bool
+	PromoteLagEntries   uint64
 	// NoTransferOnStop makes Stop on a leader stop at once. By default the
 	// leader first hands its role to the most up-to-date voter (waiting at
 	// most an election timeout), so that a planned restart causes no

@@ -149,3 +149,37 @@ func TestMembershipChanges(t *testing.T) {
 		}
 	}
 }
+
+// With AutoPromoteLearners the leader promotes a learner on its own once it
+// has caught up.
+func TestLearnerAutoPromotion(t *testing.T) {
+	c, err := StartLocalCluster(3, t.TempDir(), func(cfg *Config) {
+		cfg.TickInterval, cfg.NoSync, cfg.AutoPromoteLearners, cfg.PromoteLagEntries = 10*time.Millisecond, true, true, 5
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	proposeAll(t, c, "a", 100, 4)
+	id, addr, err := c.StartJoiner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	changeMembership(ctx, t, c, MembershipChange{Add: []Member{{ID: id, PeerAddr: addr, Learner: true}}})
+	for {
+		l, err := c.Leader(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if voters, _ := memberIDs(l.Members()); slices.Contains(voters, id) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("learner %d was not promoted: members %+v", id, l.Members())
+		case <-time.After(10 * time.Millisecond): // poll until the deadline
+		}
+	}
+}

@@ -267,6 +267,7 @@ func (n *Node) recover() error {
 		ElectionTicks: n.cfg.ElectionTicks, HeartbeatTicks: n.cfg.HeartbeatTicks,
 		Rand:    rand.New(rand.NewPCG(n.cfg.Seed, n.cfg.ID)),
 		PreVote: true, CheckQuorum: true, LeaseReads: n.cfg.LeaseReads,
+		AutoPromoteLearners: n.cfg.AutoPromoteLearners, PromoteLagEntries: n.cfg.PromoteLagEntries,
 		Applied: n.applied,
 		Logger:  n.cfg.Logger,
 	}

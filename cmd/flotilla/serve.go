@@ -28,6 +28,7 @@ type serveOpts struct {
 	maxKeyBytes, maxValueBytes      int
 	tick                            time.Duration
 	noSync, leaseReads, join        bool
+	autoPromote                     bool
 	logLevel                        string
 }
 
@@ -77,6 +78,7 @@ SIGINT or SIGTERM stops the member cleanly.`,
 	f.IntVar(&o.maxValueBytes, "max-value-bytes", 0, "largest value accepted, at most 1048576 (default 1048576)")
 	f.DurationVar(&o.tick, "tick", 0, "Raft tick; elections time out after 10-20 ticks (default 100ms)")
 	f.BoolVar(&o.noSync, "no-sync", false, "skip fsync (unsafe: acknowledged writes can be lost on a crash)")
+	f.BoolVar(&o.autoPromote, "auto-promote-learners", false, "as leader, promote a learner to voter once it is within 100 entries of the leader's log")
 	f.BoolVar(&o.join, "join", false, "join a running cluster: --member lists its members and this one; add it with flotilla member add")
 	f.BoolVar(&o.leaseReads, "lease-reads", false, "let the leader confirm linearizable reads from its lease, without a heartbeat round (assumes clock rates differ by less than ~10%)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -138,6 +140,9 @@ func (o *serveOpts) resolve(cmd *cobra.Command) (kvserver.Config, *slog.Logger, 
 	}
 	if set("join") {
 		c.Join = o.join
+	}
+	if set("auto-promote-learners") {
+		c.AutoPromoteLearners = o.autoPromote
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {

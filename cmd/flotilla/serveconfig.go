@@ -44,6 +44,8 @@ type serveConfig struct {
 	LeaseReads bool `yaml:"lease-reads,omitempty"`
 	// Join makes this member join a running cluster (see --join).
 	Join bool `yaml:"join,omitempty"`
+	// AutoPromoteLearners promotes caught-up learners to voters.
+	AutoPromoteLearners bool `yaml:"auto-promote-learners,omitempty"`
 }
 
 type memberConfig struct {
@@ -166,5 +168,6 @@ func (c serveConfig) serverConfig() (kvserver.Config, error) {
 	sc.Node.NoSync = c.NoSync
 	sc.Node.LeaseReads = c.LeaseReads
 	sc.Join = c.Join
+	sc.Node.AutoPromoteLearners = c.AutoPromoteLearners
 	return sc, nil
 }
