@@ -18,7 +18,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	return newGroup("bench", "Measure flotilla's systems",
-		"  flotilla bench raft --clients 64 --duration 10s", newBenchRaftCmd())
+		"  flotilla bench raft --clients 64 --duration 10s", newBenchRaftCmd(), newBenchKVCmd())
 }
 
 type benchRaftOpts struct {
