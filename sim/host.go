@@ -35,6 +35,20 @@ type host struct {
 
 	sm      stateMachine
 	pending map[uint64]proposal // proposals accepted by this incarnation, by index
+
+	// The KV service (kvapp.go) and its clients' attempts on this
+	// incarnation: proposals by index, ReadIndex reads by read ID waiting
+	// for confirmation, then for the apply of their index.
+	app       *app
+	kvPending map[uint64]kvAttempt
+	kvReads   map[uint64]kvAttempt
+	kvReadsAt map[uint64]kvReadWait
+}
+
+// kvReadWait is a confirmed ReadIndex read waiting for its index.
+type kvReadWait struct {
+	kvAttempt
+	index uint64
 }
 
 // crashPoint names a moment inside a Ready at which a node may crash.
@@ -133,18 +147,28 @@ func chainHash(prev, term, index uint64, data []byte) uint64 {
 	return h.Sum64()
 }
 
-// snapshot data: applied index, state machine hash, log chain at the index.
-func encodeSnap(sm stateMachine, logChain uint64) []byte {
-	b := make([]byte, 24)
+// snapshot data: applied index, state machine hash, log chain at the
+// index, then the KV service's image.
+func encodeSnap(sm stateMachine, logChain uint64, appImage []byte) []byte {
+	b := make([]byte, 24, 24+len(appImage))
 	binary.LittleEndian.PutUint64(b[0:], sm.applied)
 	binary.LittleEndian.PutUint64(b[8:], sm.hash)
 	binary.LittleEndian.PutUint64(b[16:], logChain)
-	return b
+	return append(b, appImage...)
 }
 
 func decodeSnap(b []byte) (stateMachine, uint64) {
 	return stateMachine{applied: binary.LittleEndian.Uint64(b[0:]), hash: binary.LittleEndian.Uint64(b[8:])},
 		binary.LittleEndian.Uint64(b[16:])
+}
+
+// snapApp restores the KV service from snapshot data.
+func (h *host) snapApp(b []byte) *app {
+	a, err := restoreApp(b[24:])
+	if err != nil {
+		h.w.fail("KV snapshot restore", "n%d: %v", h.id, err)
+	}
+	return a
 }
 
 // start boots the node from its disk (restart) or fresh.
@@ -155,9 +179,12 @@ func (h *host) start(restart bool) {
 	h.crashIn = 0
 	h.cachedCommit = 0
 	h.pending = map[uint64]proposal{}
+	h.kvPending, h.kvReads, h.kvReadsAt = map[uint64]kvAttempt{}, map[uint64]kvAttempt{}, map[uint64]kvReadWait{}
 	h.sm = stateMachine{}
+	h.app = newApp()
 	if h.disk.snap != nil {
 		h.sm, _ = decodeSnap(h.disk.snap.Data)
+		h.app = h.snapApp(h.disk.snap.Data)
 	}
 	if h.disk.chain == nil {
 		h.disk.chain = []uint64{0}
@@ -217,6 +244,7 @@ func (h *host) crash() {
 	h.cachedCommit = 0
 	h.role, h.lead = 0, 0
 	h.w.trace.add(h.w.now(), "n%d crash", h.id)
+	h.w.annotate("faults", fmt.Sprintf("n%d crashes", h.id))
 }
 
 // handleReady drains the core's Ready queue, following raft.Ready's contract.
@@ -235,7 +263,12 @@ func (h *host) handleReady() {
 		h.apply(rd)
 		for _, rs := range rd.ReadStates {
 			h.w.chk.readState(h.w, h, rs)
+			if a, ok := h.kvReads[rs.ID]; ok {
+				delete(h.kvReads, rs.ID)
+				h.kvReadsAt[rs.ID] = kvReadWait{a, rs.Index}
+			}
 		}
+		h.kvReadsApplied()
 		if async {
 			h.core.AdvanceAsync(rd)
 			h.w.schedule(&event{kind: evSync, node: h.id, inc: h.inc}, h.w.rng.Int64N(3*h.w.p.latency))
@@ -280,6 +313,7 @@ func (h *host) observe(rd raft.Ready) {
 	if ss := rd.SoftState; ss != nil {
 		if ss.Role == raft.RoleLeader && h.role != raft.RoleLeader {
 			h.w.chk.becameLeader(h.w, h)
+			h.w.annotate("leader", fmt.Sprintf("n%d leads term %d", h.id, h.term))
 			h.w.lastLead = h.id
 		}
 		h.role, h.lead = ss.Role, ss.Lead
@@ -349,6 +383,7 @@ func (h *host) apply(rd raft.Ready) {
 		sm, _ := decodeSnap(s.Data)
 		h.w.chk.appliedState(h.w, h, sm)
 		h.sm = sm
+		h.app = h.snapApp(s.Data)
 		h.w.trace.add(h.w.now(), "n%d installs snapshot %d/%d", h.id, s.Meta.Term, s.Meta.Index)
 	}
 	for _, e := range rd.CommittedEntries {
@@ -357,6 +392,9 @@ func (h *host) apply(rd raft.Ready) {
 		}
 		h.sm = stateMachine{applied: e.Index, hash: chainHash(h.sm.hash, 0, e.Index, e.Data)}
 		h.w.chk.appliedState(h.w, h, h.sm)
+		if isKV(e) {
+			h.kvApplied(e, h.app.apply(e))
+		}
 		if p, ok := h.pending[e.Index]; ok {
 			delete(h.pending, e.Index)
 			if p.term == e.Term && string(p.data) == string(e.Data) {
@@ -380,7 +418,7 @@ func (h *host) maybeCompact() {
 	if !ok {
 		h.w.fail("snapshot point on disk", "n%d: applied %d not in disk log (%d, %d]", h.id, h.sm.applied, d.snapIndex(), d.lastIndex())
 	}
-	snap, err := h.core.Compact(h.sm.applied, encodeSnap(h.sm, logChain))
+	snap, err := h.core.Compact(h.sm.applied, encodeSnap(h.sm, logChain, h.app.snapshot()))
 	if err != nil {
 		h.w.fail("compaction", "n%d: %v", h.id, err)
 	}

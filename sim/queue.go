@@ -22,6 +22,7 @@ const (
 	evNemesis
 	evSync
 	evRead
+	evKV // a KV client acts (node holds the client index, inc its op number)
 )
 
 type eventQueue []*event

@@ -16,6 +16,8 @@ type Summary struct {
 	Acked          int
 	Reads          int
 	ReadsServed    int
+	KVOps          int
+	LinUnknown     int
 	MsgsSent       int
 	MsgsDropped    int
 	MsgsDuplicated int
@@ -72,6 +74,10 @@ func RunSeeds(base Options, first int64, count, parallel int) Summary {
 		s.Acked += r.Acked
 		s.Reads += r.Reads
 		s.ReadsServed += r.ReadsServed
+		s.KVOps += r.KVOps
+		if r.LinearizabilityUnknown {
+			s.LinUnknown++
+		}
 		s.MsgsSent += r.MsgsSent
 		s.MsgsDropped += r.MsgsDropped
 		s.MsgsDuplicated += r.MsgsDuplicated

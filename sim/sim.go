@@ -26,6 +26,14 @@ type Options struct {
 	// ConfigHook, if set, may change each node's raft.Config before the
 	// node starts. Tests use it to switch on deliberately broken rules.
 	ConfigHook func(*raft.Config)
+	// VisualizationDir, if set, receives porcupine's HTML visualization
+	// of a history that is not linearizable.
+	VisualizationDir string
+
+	// breakReadWait makes hosts serve ReadIndex reads without waiting to
+	// apply the read index: a broken host only the linearizability check
+	// can catch (tests only).
+	breakReadWait bool
 }
 
 // DefaultSteps is the number of faulty-phase events when Options.Steps is 0.
@@ -56,6 +64,14 @@ type Result struct {
 	Proposals, Acked int
 	// Reads and ReadsServed count ReadIndex requests made and confirmed.
 	Reads, ReadsServed int
+	// KVOps counts the KV client operations that completed (their
+	// history is checked for linearizability with porcupine);
+	// LinearizabilityUnknown is set when the check timed out.
+	KVOps                  int
+	LinearizabilityUnknown bool
+	// Visualization is the path of the HTML visualization written for a
+	// history that is not linearizable.
+	Visualization string
 	// Messages sent, dropped (by loss, partitions or dead receivers) and
 	// duplicated by the network.
 	MsgsSent, MsgsDropped, MsgsDuplicated int

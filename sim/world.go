@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/anishathalye/porcupine"
+
 	"github.com/flotilla-dev/flotilla/raft"
 )
 
@@ -29,6 +31,11 @@ type world struct {
 	lastLead uint64
 	nextCmd  uint64
 	nextRead uint64
+
+	// KV clients and their history (kvclient.go, linear.go).
+	clients     []*kvClient
+	history     []porcupine.Operation
+	annotations []porcupine.Annotation
 
 	res Result
 }
@@ -105,12 +112,19 @@ func (w *world) run() {
 	w.schedule(&event{kind: evPropose}, w.jitter(w.p.proposeEvery))
 	w.schedule(&event{kind: evNemesis}, w.jitter(w.p.nemesisEvery))
 	w.schedule(&event{kind: evRead}, w.jitter(2*w.p.proposeEvery))
+	for i := range 3 {
+		c := &kvClient{id: i, session: uint64(i + 1)}
+		w.clients = append(w.clients, c)
+		w.wakeClient(c, w.jitter(w.p.proposeEvery))
+	}
 	for w.step < w.opts.Steps {
 		w.processNext()
 	}
 	w.faulty = false
 	w.heal()
 	w.settle()
+	w.closeHistory()
+	w.checkLinearizable()
 }
 
 // schedule queues e after delay µs.
@@ -146,6 +160,8 @@ func (w *world) processNext() {
 			w.propose()
 			w.schedule(&event{kind: evPropose}, w.jitter(w.p.proposeEvery))
 		}
+	case evKV:
+		w.clientAct(w.clients[e.node], e.inc)
 	case evRead:
 		if w.faulty {
 			w.read()
@@ -357,7 +373,7 @@ func (w *world) nemesis() {
 		w.oneWay()
 	case k < 10:
 		w.net.healAll()
-		w.trace.add(w.now(), "nemesis: heal partitions")
+		w.nemesisNote("heal partitions")
 	case k < 15:
 		w.crashOne()
 	default:
@@ -380,7 +396,7 @@ func (w *world) partitionRandom() {
 	a, b := ids[:min(cut, len(ids))], ids[min(cut, len(ids)):]
 	w.net.split(a, b)
 	w.res.Partitions++
-	w.trace.add(w.now(), "nemesis: partition %v | %v", sorted(a), sorted(b))
+	w.nemesisNote("partition %v | %v", sorted(a), sorted(b))
 }
 
 func (w *world) isolateLeader() {
@@ -396,7 +412,7 @@ func (w *world) isolateLeader() {
 	}
 	w.net.split([]uint64{l}, rest)
 	w.res.Partitions++
-	w.trace.add(w.now(), "nemesis: isolate n%d", l)
+	w.nemesisNote("isolate n%d", l)
 }
 
 // bridge splits the cluster in two sides that cannot talk, except through
@@ -412,7 +428,7 @@ func (w *world) bridge() {
 	a, b := rest[:cut], rest[cut:]
 	w.net.split(a, b)
 	w.res.Partitions++
-	w.trace.add(w.now(), "nemesis: bridge n%d between %v and %v", bridge, sorted(a), sorted(b))
+	w.nemesisNote("bridge n%d between %v and %v", bridge, sorted(a), sorted(b))
 }
 
 // oneWay drops messages in one direction only between two nodes.
@@ -424,7 +440,7 @@ func (w *world) oneWay() {
 	from, to := ids[0], ids[1]
 	w.net.blocked[from][to] = true
 	w.res.Partitions++
-	w.trace.add(w.now(), "nemesis: one-way cut n%d -> n%d", from, to)
+	w.nemesisNote("one-way cut n%d -> n%d", from, to)
 }
 
 func (w *world) crashOne() {
@@ -445,7 +461,7 @@ func (w *world) crashOne() {
 		if w.rng.IntN(2) == 0 {
 			// Crash inside a Ready: after its writes, before its sends.
 			h.crashIn = crashPoint(1 + w.rng.IntN(2))
-			w.trace.add(w.now(), "nemesis: n%d will crash in a Ready %v, before sending", id, h.crashIn)
+			w.nemesisNote("n%d will crash in a Ready %v, before sending", id, h.crashIn)
 			return
 		}
 		h.crash()
@@ -542,4 +558,11 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// nemesisNote traces a fault and marks it for the visualization.
+func (w *world) nemesisNote(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	w.trace.add(w.now(), "nemesis: %s", msg)
+	w.annotate("faults", msg)
 }

@@ -20,7 +20,7 @@ func newSimRaftCmd() *cobra.Command {
 	var (
 		seeds, nodes, steps, parallel int
 		seed                          int64
-		traceFile                     string
+		traceFile, vizDir             string
 		asJSON                        bool
 	)
 	cmd := &cobra.Command{
@@ -29,10 +29,19 @@ func newSimRaftCmd() *cobra.Command {
 		Long: `Runs seeds S, S+1, ... S+N-1. Each seed simulates a Raft cluster of 3 to 7
 nodes (or --nodes) on a network that drops, duplicates, delays, reorders and
 partitions messages, with nodes that crash and restart and clients that
-propose commands. After every event it checks Election Safety, Leader
-Append-Only, Log Matching, Leader Completeness and State Machine Safety;
-after the faults stop it checks that a leader is elected and every
-acknowledged command is applied everywhere.
+propose commands, read through ReadIndex, transfer leadership and change
+the membership. After every event it checks Election Safety, Leader
+Append-Only, Log Matching, Leader Completeness, State Machine Safety and
+that every confirmed read covers every acknowledged write; after the faults
+stop it checks that a leader is elected and every acknowledged command is
+applied everywhere.
+
+Each seed also runs three KV clients against the real kv.Store and rsm
+sessions (Get through the log or ReadIndex, Put, Append, CAS, Delete, with
+retries), and checks their history for linearizability with porcupine. A
+history that is not linearizable is a violation, and porcupine's HTML
+visualization, annotated with leader changes and faults, is written to
+--viz-dir.
 
 One seed determines a run exactly: the same seed gives the same trace.
 A violation prints the seed, the property, the last events and the command
@@ -51,7 +60,7 @@ that replays it; the exit status is then 1.`,
 			if steps < 1 {
 				return usageError{fmt.Errorf("--steps must be at least 1, got %d", steps)}
 			}
-			opts := sim.Options{Nodes: nodes, Steps: steps}
+			opts := sim.Options{Nodes: nodes, Steps: steps, VisualizationDir: vizDir}
 			if traceFile != "" {
 				if seeds != 1 {
 					return usageError{fmt.Errorf("--trace records one run: use it with --seeds 1")}
@@ -89,6 +98,7 @@ that replays it; the exit status is then 1.`,
 	f.IntVar(&parallel, "parallel", runtime.GOMAXPROCS(0), "seeds simulated at once")
 	f.StringVar(&traceFile, "trace", "", "write the full event trace of the run to this file (with --seeds 1)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	f.StringVar(&vizDir, "viz-dir", ".", "where to write the HTML visualization of a history that is not linearizable")
 	return cmd
 }
 
@@ -99,6 +109,7 @@ func writeSimSummary(w io.Writer, s sim.Summary, first int64) {
 	fmt.Fprintf(w, "commits           %d (highest commit index, summed over seeds)\n", s.Commits)
 	fmt.Fprintf(w, "proposals         %d (%d acknowledged)\n", s.Proposals, s.Acked)
 	fmt.Fprintf(w, "reads             %d (%d confirmed by ReadIndex)\n", s.Reads, s.ReadsServed)
+	fmt.Fprintf(w, "kv operations     %d, histories checked linearizable with porcupine (%d checks timed out)\n", s.KVOps, s.LinUnknown)
 	fmt.Fprintf(w, "messages          %d sent, %d dropped, %d duplicated\n", s.MsgsSent, s.MsgsDropped, s.MsgsDuplicated)
 	fmt.Fprintf(w, "faults            %d crashes, %d partitions, %d leadership transfers, %d membership changes\n", s.Crashes, s.Partitions, s.Transfers, s.ConfChanges)
 	fmt.Fprintf(w, "steps             %d\n", s.Steps)
@@ -122,6 +133,8 @@ func writeSimJSON(w io.Writer, s sim.Summary) error {
 		Proposals      int         `json:"proposals"`
 		Acked          int         `json:"acked"`
 		Reads          int         `json:"reads"`
+		KVOps          int         `json:"kv_operations"`
+		LinUnknown     int         `json:"linearizability_timeouts"`
 		ReadsServed    int         `json:"reads_confirmed"`
 		MsgsSent       int         `json:"messages_sent"`
 		MsgsDropped    int         `json:"messages_dropped"`
@@ -136,7 +149,7 @@ func writeSimJSON(w io.Writer, s sim.Summary) error {
 		SeedsPerSecond float64     `json:"seeds_per_second"`
 	}{
 		Seeds: s.Seeds, Violations: []violation{}, Elections: s.Elections, Commits: s.Commits,
-		Proposals: s.Proposals, Acked: s.Acked, Reads: s.Reads, ReadsServed: s.ReadsServed, MsgsSent: s.MsgsSent, MsgsDropped: s.MsgsDropped,
+		Proposals: s.Proposals, Acked: s.Acked, Reads: s.Reads, KVOps: s.KVOps, LinUnknown: s.LinUnknown, ReadsServed: s.ReadsServed, MsgsSent: s.MsgsSent, MsgsDropped: s.MsgsDropped,
 		MsgsDuplicated: s.MsgsDuplicated, Crashes: s.Crashes, Partitions: s.Partitions, Transfers: s.Transfers, ConfChanges: s.ConfChanges, Steps: s.Steps,
 		VirtualSeconds: s.VirtualTime.Seconds(), WallSeconds: s.WallTime.Seconds(), SeedsPerSecond: s.SeedsPerSecond(),
 	}
