@@ -1,0 +1,24 @@
+// Package explore is an exhaustive, bounded model checker over the pure Raft
+// core (package raft). It checks the real code instead of a specification.
+//
+// A world state is a small cluster of raft.Nodes, each with the durable
+// storage its Readies asked for, the multiset of in-flight messages and
+// which nodes are crashed. A raft.Node cannot be cloned, so a state is named
+// by the sequence of actions that reaches it from the initial state, and
+// reached by replaying that sequence: the core is deterministic given its
+// inputs and a seeded Rand.
+//
+// Explore searches breadth first over every action sequence up to a depth:
+// campaign (an election timeout fires), heartbeat (a leader ticks), propose,
+// handle one Ready (persist, send, apply, Advance: its own action, so that
+// other nodes step between one node's Readies), deliver, duplicate or drop
+// an in-flight message, crash and restart. After every action it checks
+// the invariants of Raft Figure 3 as package sim does: Election Safety,
+// Log Matching, Leader Completeness, State Machine Safety, and that terms
+// never decrease. States are pruned by a hash of their observable state
+// (see world.hash for what it covers and what it leaves out).
+//
+// Options.BrokenHost breaks the Ready contract on purpose (the host does not
+// persist votes), and the tests show the explorer finds the resulting
+// Election Safety violation with a shortest trace.
+package explore

@@ -1,0 +1,145 @@
+package explore
+
+import (
+	"errors"
+	"math/rand/v2"
+	"testing"
+)
+
+// small restricts the actions to elections, Readies, deliveries and one
+// crash in term 1: small enough to search 12 actions deep in a second.
+func small() Options {
+	o := DefaultOptions()
+	o.Depth = 12
+	o.Drops, o.Duplicates, o.Heartbeats = false, false, false
+	o.MaxProposals = 0
+	o.MaxTerm = 1
+	return o
+}
+
+func TestRealCoreDefaultBounds(t *testing.T) {
+	o := DefaultOptions()
+	o.Depth = 6
+	r, err := Explore(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Violation != nil {
+		t.Fatalf("the real core violates an invariant:\n%s", r.Violation.Report())
+	}
+	if r.Explored < 10000 || r.Depth != 6 {
+		t.Fatalf("explored %d states to depth %d, want over 10000 to depth 6", r.Explored, r.Depth)
+	}
+	t.Logf("depth %d: %d states explored, %d distinct, %.0f states/s", r.Depth, r.Explored, r.Distinct, r.StatesPerSecond())
+}
+
+func TestRealCoreElectionsDeep(t *testing.T) {
+	r, err := Explore(small())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Violation != nil {
+		t.Fatalf("the real core violates an invariant:\n%s", r.Violation.Report())
+	}
+	if r.Depth != 12 || r.Explored < 10000 {
+		t.Fatalf("explored %d states to depth %d, want over 10000 to depth 12", r.Explored, r.Depth)
+	}
+	t.Logf("depth %d: %d states explored, %d distinct, %.0f states/s", r.Depth, r.Explored, r.Distinct, r.StatesPerSecond())
+}
+
+// TestBrokenHostCaught is the negative control: a host that does not
+// persist its vote lets a node vote twice in one term across a crash, and
+// the explorer must find the two leaders with a shortest trace.
+func TestBrokenHostCaught(t *testing.T) {
+	o := small()
+	o.BrokenHost = true
+	r, err := Explore(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := r.Violation
+	if v == nil {
+		t.Fatalf("no violation found in %d states to depth %d", r.Explored, r.Depth)
+	}
+	if v.Property != "Election Safety" {
+		t.Fatalf("found %s, want Election Safety:\n%s", v.Property, v.Report())
+	}
+	// Two elections of 5 actions each (campaign, ready, deliver the vote
+	// request, ready, deliver the grant) sharing one voter that crashes
+	// and restarts in between: 12 actions. BFS finds no longer trace.
+	if len(v.Trace) > 12 || len(v.Trace) != len(v.Actions) {
+		t.Fatalf("trace of %d actions (%d lines), want at most 12:\n%s", len(v.Actions), len(v.Trace), v.Report())
+	}
+	// The trace replays to the same violation.
+	if _, again, _ := Hash(o, v.Actions); again == nil || again.Property != v.Property {
+		t.Fatalf("replaying the trace gives %v, want %s", again, v.Property)
+	}
+	t.Log(v.Report())
+}
+
+// TestReplayDeterministic walks random action sequences and checks that
+// the same sequence always yields the same state hash.
+func TestReplayDeterministic(t *testing.T) {
+	o := DefaultOptions()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 50 {
+		var acts []Action
+		for range 20 {
+			en, err := Enabled(o, acts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(en) == 0 {
+				break
+			}
+			acts = append(acts, en[rng.IntN(len(en))])
+		}
+		h1, v1, _ := Hash(o, acts)
+		h2, v2, _ := Hash(o, acts)
+		if h1 != h2 || (v1 == nil) != (v2 == nil) {
+			t.Fatalf("replaying %v twice gave %x and %x", acts, h1, h2)
+		}
+		if v1 != nil {
+			t.Fatalf("random walk broke %s: %s", v1.Property, v1.Detail)
+		}
+	}
+}
+
+// TestWorkersDoNotChangeResult checks that the search is deterministic
+// whatever the parallelism.
+func TestWorkersDoNotChangeResult(t *testing.T) {
+	o := DefaultOptions()
+	o.Depth = 5
+	var got []Result
+	for _, n := range []int{1, 3} {
+		o.Workers = n
+		r, err := Explore(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if got[0].Explored != got[1].Explored || got[0].Distinct != got[1].Distinct {
+		t.Fatalf("1 worker: %d/%d states, 3 workers: %d/%d", got[0].Explored, got[0].Distinct, got[1].Explored, got[1].Distinct)
+	}
+}
+
+func TestInvalidOptions(t *testing.T) {
+	o := DefaultOptions()
+	o.Nodes = 0
+	if _, err := Explore(o); !errors.Is(err, ErrInvalidOptions) {
+		t.Fatalf("Explore with 0 nodes: %v, want ErrInvalidOptions", err)
+	}
+}
+
+func TestMaxStatesTruncates(t *testing.T) {
+	o := DefaultOptions()
+	o.MaxStates = 500
+	r, err := Explore(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Truncated || r.Distinct > 500+2048*60 {
+		t.Fatalf("MaxStates 500: truncated %v with %d distinct", r.Truncated, r.Distinct)
+	}
+}
