@@ -186,6 +186,9 @@ func (in *inbound) readMessages() error {
 		}
 		in.c.msgsRecv.Add(1)
 		in.c.bytesRecv.Add(uint64(frameHeaderLen + n))
+		if in.t.dropInbound(m.From) {
+			continue
+		}
 		in.t.h.Receive(m)
 	}
 }

@@ -141,6 +141,9 @@ func (in *inbound) readSnapshots() error {
 		in.c.snapsRecv.Add(1)
 		in.c.bytesRecv.Add(uint64(frameHeaderLen*(1+frames)+n) + total)
 		in.t.log.Info("snapshot received", "from", m.From, "index", m.Snapshot.Meta.Index, "bytes", total)
+		if in.t.dropInbound(m.From) {
+			continue
+		}
 		in.t.h.Receive(m)
 	}
 }

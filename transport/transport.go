@@ -180,6 +180,9 @@ type Transport struct {
 	closed bool             // set by Close; guarded by mu
 	peers  map[uint64]*peer // guarded by mu
 
+	// faults, if set, drops messages for fault injection (faults.go).
+	faults atomic.Pointer[Faults]
+
 	statsMu        sync.Mutex
 	stats          map[uint64]*peerCounters // guarded by statsMu
 	overflow       peerCounters             // for IDs beyond maxStatsIDs
@@ -259,6 +262,9 @@ func (t *Transport) Send(msgs []raft.Message) {
 	}
 	for i := range msgs {
 		m := &msgs[i]
+		if t.dropOutbound(m) {
+			continue
+		}
 		p := t.peers[m.To]
 		if p == nil {
 			t.droppedUnknown.Add(1)
