@@ -157,7 +157,7 @@ func Explore(o Options) (Result, error) {
 	var r Result
 	tree := []treeNode{{parent: -1}}
 	root := replay(&o, nil, false)
-	seen := map[StateHash]struct{}{root.hash(): {}}
+	seen := map[StateHash]struct{}{root.hash(nil): {}}
 	r.Distinct = 1
 	frontier := []int32{0}
 	const batch = 2048
@@ -247,12 +247,15 @@ func expand(o *Options, tree []treeNode, part []int32) [][]child {
 
 // successors replays prefix and every one-action extension of it.
 func successors(o *Options, prefix []Action) []child {
-	acts := replay(o, prefix, false).enabled()
+	parent := replay(o, prefix, false)
+	acts := parent.enabled()
+	segs := parent.segments()
 	out := make([]child, len(acts))
 	seq := append(prefix[:len(prefix):len(prefix)], Action{})
 	for i, a := range acts {
 		seq[len(seq)-1] = a
-		w := replay(o, seq, false)
+		w := parent.clone()
+		w.step(a)
 		out[i].act = a
 		if v := w.chk.violation; v != nil {
 			tw := replay(o, seq, true)
@@ -261,7 +264,7 @@ func successors(o *Options, prefix []Action) []child {
 			out[i].violation = v
 			continue
 		}
-		out[i].hash = w.hash()
+		out[i].hash = w.hash(segs)
 	}
 	return out
 }
@@ -273,7 +276,7 @@ func Hash(o Options, acts []Action) (StateHash, *Violation, error) {
 		return StateHash{}, nil, err
 	}
 	w := replay(&o, acts, false)
-	return w.hash(), w.chk.violation, nil
+	return w.hash(nil), w.chk.violation, nil
 }
 
 // Enabled replays acts and lists the actions possible in the state reached.

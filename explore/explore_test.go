@@ -102,6 +102,21 @@ func TestReplayDeterministic(t *testing.T) {
 		if v1 != nil {
 			t.Fatalf("random walk broke %s: %s", v1.Property, v1.Detail)
 		}
+		// The search's shortcut (clone the parent, rebuild only the cores
+		// the last action touches) must reach the same hash.
+		if len(acts) == 0 {
+			continue
+		}
+		if err := o.validate(); err != nil {
+			t.Fatal(err)
+		}
+		parent := replay(&o, acts[:len(acts)-1], false)
+		segs := parent.segments()
+		c := parent.clone()
+		c.step(acts[len(acts)-1])
+		if h3 := c.hash(segs); h3 != h1 {
+			t.Fatalf("%v: cloned parent gives hash %x, full replay %x", acts, h3, h1)
+		}
 	}
 }
 

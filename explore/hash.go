@@ -59,10 +59,11 @@ func msgKey(m raft.Message) string {
 	return string(e.b)
 }
 
-// hash returns the state hash of w. It consumes w: to see the output a
-// node has pending (messages, entries, commit advances not yet handed out)
-// it takes the node's Ready and never Advances it, so w must not be stepped
-// afterwards.
+// hash returns the state hash of w. It consumes w's own cores: to see the
+// output a node has pending (messages, entries, commit advances not yet
+// handed out) it takes the node's Ready and never Advances it, so w must
+// not be stepped afterwards. For cores w shares with the world it was
+// cloned from it uses that world's segments instead, if segs is not nil.
 //
 // The hash covers, per node: whether it is up; its Status (role, term,
 // vote, leader, commit, applied, log bounds, and a leader's per-follower
@@ -79,9 +80,9 @@ func msgKey(m raft.Message) string {
 // round counter and the election timers. Timers do not matter because
 // non-leaders are never ticked (timeouts are the campaign action), and a
 // leader's tick only broadcasts heartbeats when check-quorum is off.
-func (w *world) hash() StateHash {
+func (w *world) hash(segs [][]byte) StateHash {
 	var e enc
-	for _, h := range w.nodes {
+	for i, h := range w.nodes {
 		e.u(h.maxTerm)
 		e.u(h.commit)
 		d := &h.disk
@@ -95,26 +96,6 @@ func (w *world) hash() StateHash {
 			continue
 		}
 		st := h.core.Status()
-		e.u(uint64(st.Role))
-		e.u(st.Term)
-		e.u(st.Vote)
-		e.u(st.Lead)
-		e.u(st.Commit)
-		e.u(st.Applied)
-		e.u(st.FirstIndex)
-		e.u(st.LastIndex)
-		for _, p := range st.Progress {
-			e.u(p.ID)
-			e.u(p.Match)
-			e.u(p.Next)
-			e.u(uint64(p.State))
-			e.flag(p.RecentActive)
-			e.u(uint64(p.Inflight))
-		}
-		for i := st.FirstIndex; i <= st.LastIndex; i++ {
-			t, _ := h.core.Term(i)
-			e.u(t)
-		}
 		if h.votes != nil && h.votesTerm == st.Term && h.votesRole == st.Role {
 			for _, id := range slices.Sorted(maps.Keys(h.votes)) {
 				e.u(id)
@@ -124,9 +105,10 @@ func (w *world) hash() StateHash {
 		e.u(0xff)
 		e.u(h.smApplied)
 		e.u(h.smHash)
-		e.flag(h.core.HasReady())
-		if h.core.HasReady() {
-			e.ready(h.core.Ready())
+		if h.shared && segs != nil {
+			e.b = append(e.b, segs[i]...)
+		} else {
+			e.b = coreSegment(e.b, h.core)
 		}
 	}
 	e.u(uint64(len(w.net)))
@@ -156,6 +138,51 @@ func (w *world) hash() StateHash {
 	f.Write(e.b)
 	f.Sum(s[:0])
 	return s
+}
+
+// coreSegment appends the encoding of what core shows: its Status, the
+// terms of its log and its pending Ready. It consumes the core (it takes
+// the Ready and never Advances it).
+func coreSegment(b []byte, core *raft.Node) []byte {
+	e := enc{b: b}
+	st := core.Status()
+	e.u(uint64(st.Role))
+	e.u(st.Term)
+	e.u(st.Vote)
+	e.u(st.Lead)
+	e.u(st.Commit)
+	e.u(st.Applied)
+	e.u(st.FirstIndex)
+	e.u(st.LastIndex)
+	for _, p := range st.Progress {
+		e.u(p.ID)
+		e.u(p.Match)
+		e.u(p.Next)
+		e.u(uint64(p.State))
+		e.flag(p.RecentActive)
+		e.u(uint64(p.Inflight))
+	}
+	for i := st.FirstIndex; i <= st.LastIndex; i++ {
+		t, _ := core.Term(i)
+		e.u(t)
+	}
+	e.flag(core.HasReady())
+	if core.HasReady() {
+		e.ready(core.Ready())
+	}
+	return e.b
+}
+
+// segments returns the core segment of every node of w, computed on
+// rebuilt copies so that w's cores stay usable (and shareable by clones).
+func (w *world) segments() [][]byte {
+	segs := make([][]byte, len(w.nodes))
+	for i, h := range w.nodes {
+		if h.up() {
+			segs[i] = coreSegment(nil, w.rebuild(h))
+		}
+	}
+	return segs
 }
 
 func (e *enc) ready(rd raft.Ready) {

@@ -3,6 +3,7 @@ package explore
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 
@@ -92,7 +93,16 @@ type host struct {
 	id   uint64
 	inc  uint64 // incarnation, bumped at every start; seeds the core's Rand
 	core *raft.Node
-	disk disk
+	// shared marks a core borrowed from the world this one was cloned
+	// from: it may be read (Status, HasReady, Term) but not stepped until
+	// own rebuilds a private copy.
+	shared bool
+	// boot is the disk the current incarnation started from (nil for the
+	// first start) and inputs everything fed to its core since: together
+	// they rebuild the core, which cannot be copied.
+	boot   *raft.PersistedState
+	inputs []input
+	disk   disk
 	// smApplied and smHash are the state machine: a hash chain over the
 	// applied commands. They are lost in a crash (no snapshots are taken)
 	// and rebuilt by re-applying the log after a restart.
@@ -104,6 +114,24 @@ type host struct {
 	votesRole raft.Role
 	maxTerm   uint64 // the highest term of this incarnation
 	commit    uint64 // the highest commit index it persisted
+}
+
+// inputKind names a call the host made on its core.
+type inputKind uint8
+
+const (
+	inCampaign inputKind = iota + 1
+	inTick
+	inPropose
+	inReady // Ready, then Advance with it
+	inStep
+)
+
+// input is one call on a core, recorded to rebuild it.
+type input struct {
+	kind inputKind
+	data []byte
+	msg  raft.Message
 }
 
 func (h *host) up() bool { return h.core != nil }
@@ -144,6 +172,23 @@ func (w *world) peers() []uint64 {
 // start boots h fresh or, with restart, from its disk.
 func (w *world) start(h *host, restart bool) {
 	h.inc++
+	h.boot, h.inputs = nil, nil
+	if restart {
+		h.boot = &raft.PersistedState{HardState: h.disk.hs, Entries: slices.Clip(h.disk.ents)}
+	}
+	core, err := w.newCore(h)
+	if err != nil {
+		w.chk.fail("restart from durable state", "n%d: %v", h.id, err)
+		return
+	}
+	h.core, h.shared = core, false
+	h.smApplied, h.smHash = 0, 0
+	h.votes = nil
+	// A term the node had in memory only was never seen by anyone.
+	h.maxTerm = h.disk.hs.Term
+}
+
+func (w *world) newCore(h *host) (*raft.Node, error) {
 	cfg := raft.Config{
 		ID:             h.id,
 		Peers:          w.peers(),
@@ -152,19 +197,59 @@ func (w *world) start(h *host, restart bool) {
 		Rand:           rand.New(rand.NewPCG(h.id, h.inc)),
 		PreVote:        w.o.PreVote,
 	}
-	if restart {
-		cfg.Restore = &raft.PersistedState{HardState: h.disk.hs, Entries: slices.Clone(h.disk.ents)}
+	if b := h.boot; b != nil {
+		cfg.Restore = &raft.PersistedState{HardState: b.HardState, Entries: slices.Clone(b.Entries)}
 	}
-	core, err := raft.New(cfg)
+	return raft.New(cfg)
+}
+
+// rebuild returns a new core in the state of h's: the same incarnation
+// fed the same inputs. The core is deterministic, so it is a copy.
+func (w *world) rebuild(h *host) *raft.Node {
+	core, err := w.newCore(h)
 	if err != nil {
-		w.chk.fail("restart from durable state", "n%d: %v", h.id, err)
-		return
+		panic(fmt.Sprintf("explore: rebuilding n%d, which started before: %v", h.id, err))
 	}
-	h.core = core
-	h.smApplied, h.smHash = 0, 0
-	h.votes = nil
-	// A term the node had in memory only was never seen by anyone.
-	h.maxTerm = h.disk.hs.Term
+	for _, in := range h.inputs {
+		switch in.kind {
+		case inCampaign:
+			core.Campaign()
+		case inTick:
+			core.Tick()
+		case inPropose:
+			_, _, _ = core.Propose(in.data)
+		case inReady:
+			core.Advance(core.Ready())
+		case inStep:
+			_ = core.Step(in.msg)
+		}
+	}
+	return core
+}
+
+// own gives h a private core before the world steps it, and records the
+// call about to be made.
+func (w *world) own(h *host, in input) {
+	if h.shared {
+		h.core, h.shared = w.rebuild(h), false
+	}
+	h.inputs = append(h.inputs, in)
+}
+
+// clone returns a copy of w that shares its cores (read-only until owned)
+// and its slices (copied on append).
+func (w *world) clone() *world {
+	c := &world{o: w.o, net: slices.Clone(w.net), proposals: w.proposals, crashes: w.crashes}
+	c.chk = checker{leaders: maps.Clone(w.chk.leaders), commits: maps.Clone(w.chk.commits), states: maps.Clone(w.chk.states)}
+	for _, h := range w.nodes {
+		d := *h
+		d.shared = h.core != nil
+		d.inputs = slices.Clip(h.inputs)
+		d.disk.ents, d.disk.chain = slices.Clip(h.disk.ents), slices.Clip(h.disk.chain)
+		d.votes = maps.Clone(h.votes)
+		c.nodes = append(c.nodes, &d)
+	}
+	return c
 }
 
 // enabled lists the actions possible in w, in a fixed order.
@@ -225,15 +310,20 @@ func (w *world) step(a Action) {
 	}
 	switch a.Kind {
 	case ActCampaign:
+		w.own(h, input{kind: inCampaign})
 		h.core.Campaign()
 	case ActHeartbeat:
+		w.own(h, input{kind: inTick})
 		h.core.Tick()
 	case ActPropose:
 		w.proposals++
-		if _, _, err := h.core.Propose(fmt.Appendf(nil, "c%d", w.proposals)); err != nil {
+		data := fmt.Appendf(nil, "c%d", w.proposals)
+		w.own(h, input{kind: inPropose, data: data})
+		if _, _, err := h.core.Propose(data); err != nil {
 			w.chk.fail("propose on a leader", "n%d: %v", h.id, err)
 		}
 	case ActReady:
+		w.own(h, input{kind: inReady})
 		w.handleReady(h)
 	case ActDeliver, ActDuplicate:
 		f := w.net[a.Msg]
@@ -241,6 +331,7 @@ func (w *world) step(a Action) {
 			w.net = slices.Delete(w.net, int(a.Msg), int(a.Msg)+1)
 		}
 		to := w.nodes[f.m.To-1]
+		w.own(to, input{kind: inStep, msg: f.m})
 		to.observeVote(f.m)
 		if err := to.core.Step(f.m); err != nil {
 			w.chk.fail("step a message", "n%d: %v: %v", to.id, f.m, err)
@@ -249,7 +340,7 @@ func (w *world) step(a Action) {
 		w.net = slices.Delete(w.net, int(a.Msg), int(a.Msg)+1)
 	case ActCrash:
 		w.crashes++
-		h.core = nil
+		h.core, h.shared, h.boot, h.inputs = nil, false, nil, nil
 	case ActRestart:
 		w.start(h, true)
 	}
