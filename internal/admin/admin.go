@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/flotilla-dev/flotilla/node"
+	"github.com/flotilla-dev/flotilla/transport"
 )
 
 // DefaultNamespace prefixes metric names when Config.Namespace is empty.
@@ -43,6 +44,10 @@ type Config struct {
 	// be a valid Prometheus name: ASCII letters, digits and underscores,
 	// not starting with a digit.
 	Namespace string
+	// Faults, if set, is served at /debug/faults to cut the member's peer
+	// traffic (faults.go). Only for members started with
+	// --fault-injection, never in production.
+	Faults *transport.Faults
 }
 
 // index is the body of "/".
@@ -94,6 +99,9 @@ func Handler(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if cfg.Faults != nil {
+		registerFaults(mux, cfg.Faults)
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, index)
