@@ -29,6 +29,7 @@ type serveOpts struct {
 	tick                            time.Duration
 	noSync, leaseReads, join        bool
 	autoPromote                     bool
+	faultInjection                  bool
 	logLevel                        string
 }
 
@@ -82,6 +83,7 @@ SIGINT or SIGTERM stops the member cleanly.`,
 	f.BoolVar(&o.join, "join", false, "join a running cluster: --member lists its members and this one; add it with flotilla member add")
 	f.BoolVar(&o.leaseReads, "lease-reads", false, "let the leader confirm linearizable reads from its lease, without a heartbeat round (assumes clock rates differ by less than ~10%)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.BoolVar(&o.faultInjection, "fault-injection", false, "serve /debug/faults on the admin endpoint to cut peer traffic (testing only, e.g. flotilla nemesis; never in production)")
 	return cmd
 }
 
@@ -143,6 +145,9 @@ func (o *serveOpts) resolve(cmd *cobra.Command) (kvserver.Config, *slog.Logger, 
 	}
 	if set("auto-promote-learners") {
 		c.AutoPromoteLearners = o.autoPromote
+	}
+	if set("fault-injection") {
+		c.FaultInjection = o.faultInjection
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {

@@ -46,6 +46,9 @@ type serveConfig struct {
 	Join bool `yaml:"join,omitempty"`
 	// AutoPromoteLearners promotes caught-up learners to voters.
 	AutoPromoteLearners bool `yaml:"auto-promote-learners,omitempty"`
+	// FaultInjection serves /debug/faults on the admin endpoint (see
+	// --fault-injection); for tests only.
+	FaultInjection bool `yaml:"fault-injection,omitempty"`
 }
 
 type memberConfig struct {
@@ -169,5 +172,6 @@ func (c serveConfig) serverConfig() (kvserver.Config, error) {
 	sc.Node.LeaseReads = c.LeaseReads
 	sc.Join = c.Join
 	sc.Node.AutoPromoteLearners = c.AutoPromoteLearners
+	sc.FaultInjection = c.FaultInjection
 	return sc, nil
 }

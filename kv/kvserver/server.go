@@ -72,6 +72,12 @@ type Config struct {
 	Sessions rsm.Options
 	// Logger receives the server's logs; default slog.Default().
 	Logger *slog.Logger
+	// FaultInjection installs a transport.Faults on the member's transport
+	// and serves it at the admin endpoint's /debug/faults, so that a test
+	// or the nemesis can cut its peer traffic. Never enable it in
+	// production: anyone who reaches the admin port can partition the
+	// member.
+	FaultInjection bool
 }
 
 // ErrInvalidConfig is wrapped by every configuration error.
@@ -193,7 +199,7 @@ func Start(cfg Config) (*Server, error) {
 		}
 	}()
 	if s.adminLn != nil {
-		h, err := admin.Handler(admin.Config{Node: s.host.Node(), Status: s.serviceStatus})
+		h, err := admin.Handler(admin.Config{Node: s.host.Node(), Status: s.serviceStatus, Faults: s.faults()})
 		if err != nil {
 			s.Stop()
 			return nil, err
