@@ -33,11 +33,14 @@ type Config struct {
 	// 100 ms with the default tick).
 	ElectionTicks, HeartbeatTicks int
 	// SnapshotEntries makes the node snapshot its state machine and compact
-	// its log every this many applied entries. Default 10000; negative
-	// disables automatic snapshots.
+	// its log every this many applied entries, once the commands applied
+	// since the last snapshot also add up to that snapshot's size (so
+	// that a large state is not rewritten for a few bytes of log). Default
+	// 10000; negative disables automatic snapshots.
 	SnapshotEntries int
 	// SnapshotBytes also snapshots once this many bytes of commands were
-	// applied since the last snapshot. Default 64 MiB; negative disables.
+	// applied since the last snapshot, whatever the snapshot's size.
+	// Default 64 MiB; negative disables.
 	SnapshotBytes int64
 	// MaxBatch bounds the proposals folded into one Ready. Default 4096.
 	MaxBatch int

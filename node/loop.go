@@ -288,6 +288,7 @@ func (n *Node) apply(rd raft.Ready) error {
 		}
 		n.restoreMembers(ms, s.Meta.ConfState)
 		n.applied, n.snapIndex, n.sinceSnap = s.Meta.Index, s.Meta.Index, 0
+		n.lastSnapBytes = int64(len(s.Data))
 		n.metrics.applied.Store(n.applied)
 		for idx, p := range n.waiters {
 			if idx <= s.Meta.Index {
@@ -365,9 +366,14 @@ func (n *Node) failSuperseded(index, term uint64) {
 }
 
 // maybeSnapshot compacts the log once enough was applied since the last
-// snapshot.
+// snapshot: SnapshotEntries entries whose commands add up to at least the
+// last snapshot's size, or SnapshotBytes of commands. The size condition
+// keeps the snapshot writes to about the bytes of the log they replace: a
+// 27 MB store snapshotted every 10,000 puts of 256 bytes wrote ten times
+// more snapshot than log, on the loop.
 func (n *Node) maybeSnapshot() error {
-	byEntries := n.cfg.SnapshotEntries > 0 && n.applied >= n.snapIndex+uint64(n.cfg.SnapshotEntries)
+	byEntries := n.cfg.SnapshotEntries > 0 && n.applied >= n.snapIndex+uint64(n.cfg.SnapshotEntries) &&
+		n.sinceSnap >= n.lastSnapBytes
 	byBytes := n.cfg.SnapshotBytes > 0 && n.sinceSnap >= n.cfg.SnapshotBytes
 	if !(byEntries || byBytes) || n.applied <= n.snapIndex {
 		return nil
@@ -387,7 +393,7 @@ func (n *Node) maybeSnapshot() error {
 	if err := n.wal.SaveSnapshot(snap); err != nil {
 		return fmt.Errorf("node %d: saving snapshot %d: %w", n.cfg.ID, n.applied, err)
 	}
-	n.snapIndex, n.sinceSnap = n.applied, 0
+	n.snapIndex, n.sinceSnap, n.lastSnapBytes = n.applied, 0, int64(len(data))
 	n.metrics.snapshots.Add(1)
 	n.log.Info("snapshot taken", "id", n.cfg.ID, "index", snap.Meta.Index, "bytes", len(data))
 	return nil

@@ -124,6 +124,7 @@ type Node struct {
 	appliedTerm        uint64 // term of the last applied entry
 	snapIndex          uint64
 	sinceSnap          int64 // command bytes applied since the last snapshot
+	lastSnapBytes      int64 // size of the last snapshot this node took; 0 before the first
 	metrics            *Metrics
 	lastStatus         raft.Status
 	// Reads (read.go): waiting for the core's confirmation by ID, then for
@@ -253,6 +254,7 @@ func (n *Node) recover() error {
 			return fmt.Errorf("node %d: restoring snapshot %d/%d: %w", n.cfg.ID, s.Meta.Term, s.Meta.Index, err)
 		}
 		n.applied, n.snapIndex, n.appliedTerm = s.Meta.Index, s.Meta.Index, s.Meta.Term
+		n.lastSnapBytes = int64(len(s.Data))
 		n.metrics.applied.Store(n.applied)
 	}
 	join := n.cfg.Join || n.joinedBefore()
