@@ -46,7 +46,7 @@ func (c *checker) afterStep(w *world) {
 		if !h.up() {
 			continue
 		}
-		st := h.core.Status()
+		st := h.st
 		if st.Term < h.maxTerm {
 			c.fail("terms never decrease", "n%d term %d -> %d", h.id, h.maxTerm, st.Term)
 		}

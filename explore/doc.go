@@ -6,7 +6,9 @@
 // which nodes are crashed. A raft.Node cannot be cloned, so a state is named
 // by the sequence of actions that reaches it from the initial state, and
 // reached by replaying that sequence: the core is deterministic given its
-// inputs and a seeded Rand.
+// inputs and a seeded Rand. To expand a state, the search replays it once,
+// then derives each successor from a copy of that world in which only the
+// core the action steps is rebuilt (from its own recorded inputs).
 //
 // Explore searches breadth first over every action sequence up to a depth:
 // campaign (an election timeout fires), heartbeat (a leader ticks), propose,
@@ -14,9 +16,11 @@
 // other nodes step between one node's Readies), deliver, duplicate or drop
 // an in-flight message, crash and restart. After every action it checks
 // the invariants of Raft Figure 3 as package sim does: Election Safety,
-// Log Matching, Leader Completeness, State Machine Safety, and that terms
-// never decrease. States are pruned by a hash of their observable state
-// (see world.hash for what it covers and what it leaves out).
+// Leader Append-Only, Log Matching, Leader Completeness, State Machine
+// Safety, that terms and commit indexes never move back and that entries
+// are applied in order. States are pruned by a hash of their observable state
+// (see world.hash for what it covers and what it leaves out) and bounded
+// by Options (messages in flight, terms, crashes, proposals).
 //
 // Options.BrokenHost breaks the Ready contract on purpose (the host does not
 // persist votes), and the tests show the explorer finds the resulting

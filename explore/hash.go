@@ -95,7 +95,7 @@ func (w *world) hash(segs [][]byte) StateHash {
 		if !h.up() {
 			continue
 		}
-		st := h.core.Status()
+		st := h.st
 		if h.votes != nil && h.votesTerm == st.Term && h.votesRole == st.Role {
 			for _, id := range slices.Sorted(maps.Keys(h.votes)) {
 				e.u(id)

@@ -93,6 +93,9 @@ type host struct {
 	id   uint64
 	inc  uint64 // incarnation, bumped at every start; seeds the core's Rand
 	core *raft.Node
+	// st is core.Status(), refreshed after every action that touches the
+	// core (Status is not cheap, and most actions touch one node).
+	st raft.Status
 	// shared marks a core borrowed from the world this one was cloned
 	// from: it may be read (Status, HasReady, Term) but not stepped until
 	// own rebuilds a private copy.
@@ -149,6 +152,8 @@ type world struct {
 	trace []string
 	// tracing makes step record a description of each action.
 	tracing bool
+	// touched is the host whose core the current action steps.
+	touched *host
 }
 
 func newWorld(o *Options) *world {
@@ -182,6 +187,7 @@ func (w *world) start(h *host, restart bool) {
 		return
 	}
 	h.core, h.shared = core, false
+	h.st = core.Status()
 	h.smApplied, h.smHash = 0, 0
 	h.votes = nil
 	// A term the node had in memory only was never seen by anyone.
@@ -234,6 +240,7 @@ func (w *world) own(h *host, in input) {
 		h.core, h.shared = w.rebuild(h), false
 	}
 	h.inputs = append(h.inputs, in)
+	w.touched = h
 }
 
 // clone returns a copy of w that shares its cores (read-only until owned)
@@ -262,7 +269,7 @@ func (w *world) enabled() []Action {
 			acts = append(acts, Action{Kind: ActRestart, Node: id})
 			continue
 		}
-		st := h.core.Status()
+		st := h.st
 		quiet := len(w.net) < o.MaxInFlight
 		switch {
 		case st.Role == raft.RoleLeader:
@@ -341,9 +348,14 @@ func (w *world) step(a Action) {
 	case ActCrash:
 		w.crashes++
 		h.core, h.shared, h.boot, h.inputs = nil, false, nil, nil
+		h.st = raft.Status{}
 	case ActRestart:
 		w.start(h, true)
 	}
+	if w.touched != nil && w.touched.up() {
+		w.touched.st = w.touched.core.Status()
+	}
+	w.touched = nil
 	w.chk.afterStep(w)
 }
 
@@ -353,7 +365,7 @@ func (h *host) observeVote(m raft.Message) {
 	if m.Type != raft.MsgVoteResp && m.Type != raft.MsgPreVoteResp {
 		return
 	}
-	st := h.core.Status()
+	st := h.st
 	if st.Role != raft.RoleCandidate && st.Role != raft.RolePreCandidate {
 		return
 	}
@@ -391,6 +403,9 @@ func (w *world) persist(h *host, rd raft.Ready) {
 			w.chk.fail("Ready entries extend the log", "n%d: entries from %d onto a disk log of %d", h.id, first, len(d.ents))
 			return
 		}
+		if h.st.Role == raft.RoleLeader && first <= uint64(len(d.ents)) {
+			w.chk.fail("Leader Append-Only", "leader n%d overwrites its entries from index %d (last %d)", h.id, first, len(d.ents))
+		}
 		keep := first - 1
 		d.ents = append(d.ents[:keep:keep], rd.Entries...)
 		d.chain = d.chain[: keep+1 : keep+1]
@@ -404,6 +419,9 @@ func (w *world) persist(h *host, rd raft.Ready) {
 			if hs.Term != d.hs.Term {
 				hs.Vote = raft.None
 			}
+		}
+		if hs.Commit < d.hs.Commit {
+			w.chk.fail("commit index never moves back", "n%d persisted commit %d over %d", h.id, hs.Commit, d.hs.Commit)
 		}
 		if hs.Term < d.hs.Term {
 			w.chk.fail("terms never decrease", "n%d persisted term %d over term %d", h.id, hs.Term, d.hs.Term)
