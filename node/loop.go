@@ -270,6 +270,7 @@ func (n *Node) save(hs raft.HardState, ents []raft.Entry, sync bool) error {
 	n.metrics.walWrite.observe(time.Since(start))
 	if !hs.IsEmpty() {
 		n.persisted = hs
+		n.term.Store(hs.Term)
 	}
 	n.unsaved = raft.HardState{}
 	return nil

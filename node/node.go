@@ -107,6 +107,9 @@ type Node struct {
 	crashed    atomic.Bool // set by crash: stop without the final flush
 	noHandOver atomic.Bool // set when the whole cluster stops: no transfer
 	err        error       // why the loop ended; read after done is closed
+	// term is the term of the last hard state written (or recovered):
+	// Term reads it without a round trip to the loop. Written by the loop.
+	term atomic.Uint64
 
 	// Loop-owned state.
 	waiters   map[uint64]*proposal
@@ -282,6 +285,7 @@ func (n *Node) recover() error {
 	}
 	n.core = core
 	n.persisted = st.HardState
+	n.term.Store(st.HardState.Term)
 	n.role = raft.RoleFollower
 	return nil
 }
@@ -371,6 +375,12 @@ func (n *Node) Status() raft.Status {
 		return n.lastStatus
 	}
 }
+
+// Term returns the node's term as of its last write of its hard state,
+// without a round trip to the loop (unlike Status): the term of the
+// answers it gives. It may trail the core's term while a new term's
+// Ready is being written.
+func (n *Node) Term() uint64 { return n.term.Load() }
 
 // Addr returns the address the transport listens on.
 func (n *Node) Addr() string { return n.tr.Addr() }
