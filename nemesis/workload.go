@@ -1,0 +1,143 @@
+package nemesis
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/flotilla-dev/flotilla/kv/kvclient"
+)
+
+// The keys the clients use. Register keys take Put, CAS, Delete and Get;
+// append keys take only Append and Get, so that the final value of an
+// append key lists every append applied to it, which the lost-write check
+// compares with the acknowledged ones.
+var (
+	registerKeys = []string{"r0", "r1", "r2", "r3"}
+	appendKeys   = []string{"a0", "a1", "a2", "a3"}
+)
+
+// workload is the set of concurrent clients.
+type workload struct {
+	opts    Options
+	h       *history
+	clients []*client
+}
+
+// client runs one operation at a time through its own kvclient.Client
+// (its own sessions and leader hint).
+type client struct {
+	id   int
+	kv   *kvclient.Client
+	rng  *rand.Rand
+	n    int               // operations started
+	seen map[string]string // the last value this client saw per key, for CAS
+	err  error             // from kvclient.New
+}
+
+func newWorkload(opts Options, h *history, endpoints []string) *workload {
+	w := &workload{opts: opts, h: h}
+	for i := range opts.Clients {
+		c := &client{id: i + 1, rng: rand.New(rand.NewPCG(uint64(opts.Seed), uint64(i+1))), seen: map[string]string{}}
+		c.kv, c.err = kvclient.New(kvclient.Config{Endpoints: endpoints, AttemptTimeout: opts.OpTimeout / 3})
+		w.clients = append(w.clients, c)
+	}
+	return w
+}
+
+// run runs every client until ctx ends; an operation in flight then
+// finishes (within OpTimeout).
+func (w *workload) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, c := range w.clients {
+		if c.err != nil {
+			continue
+		}
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				w.do(ctx, c, c.next())
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (w *workload) close() {
+	for _, c := range w.clients {
+		if c.kv != nil {
+			c.kv.Close()
+		}
+	}
+}
+
+// next picks the client's next operation.
+func (c *client) next() Input {
+	c.n++
+	val := fmt.Sprintf("c%d.%d", c.id, c.n)
+	if c.rng.IntN(2) == 0 {
+		k := appendKeys[c.rng.IntN(len(appendKeys))]
+		if c.rng.IntN(10) < 4 {
+			return Input{Op: OpGet, Key: k}
+		}
+		return Input{Op: OpAppend, Key: k, Value: val + tokenEnd}
+	}
+	k := registerKeys[c.rng.IntN(len(registerKeys))]
+	switch r := c.rng.IntN(10); {
+	case r < 4:
+		return Input{Op: OpGet, Key: k}
+	case r < 7:
+		return Input{Op: OpPut, Key: k, Value: val}
+	case r < 9:
+		return Input{Op: OpCAS, Key: k, Expect: c.seen[k], Value: val}
+	default:
+		return Input{Op: OpDelete, Key: k}
+	}
+}
+
+// do runs in and records it. A failed or timed-out write has an unknown
+// outcome; a failed read is left out of the history (it changed nothing).
+func (w *workload) do(ctx context.Context, c *client, in Input) {
+	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.OpTimeout)
+	defer cancel()
+	e := Event{Client: c.id, In: in, Call: w.h.now()}
+	out, err := apply(opCtx, c.kv, in)
+	e.Return = w.h.now()
+	if err != nil {
+		if in.Op == OpGet {
+			return
+		}
+		out = Output{Unknown: true}
+	}
+	e.Out = out
+	switch {
+	case in.Op == OpGet && out.Found, in.Op == OpCAS && !out.Swapped && out.Found:
+		c.seen[in.Key] = out.Value
+	case in.Op == OpPut, in.Op == OpCAS && out.Swapped:
+		c.seen[in.Key] = in.Value
+	}
+	w.h.add(e)
+}
+
+// apply runs one operation.
+func apply(ctx context.Context, kv *kvclient.Client, in Input, opts ...kvclient.ReadOption) (Output, error) {
+	k := []byte(in.Key)
+	switch in.Op {
+	case OpGet:
+		r, found, err := kv.Get(ctx, k, opts...)
+		return Output{Found: found, Value: string(r.Value)}, err
+	case OpPut:
+		_, err := kv.Put(ctx, k, []byte(in.Value))
+		return Output{}, err
+	case OpAppend:
+		_, err := kv.Append(ctx, k, []byte(in.Value))
+		return Output{}, err
+	case OpCAS:
+		r, err := kv.CompareAndSwap(ctx, k, []byte(in.Value), kvclient.ExpectValue([]byte(in.Expect)))
+		return Output{Swapped: r.Swapped, Found: r.Found, Value: string(r.Value)}, err
+	case OpDelete:
+		deleted, err := kv.Delete(ctx, k)
+		return Output{Found: deleted}, err
+	}
+	return Output{}, fmt.Errorf("nemesis: unknown op %d", in.Op)
+}
