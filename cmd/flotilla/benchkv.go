@@ -10,6 +10,8 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +36,7 @@ type benchKVOpts struct {
 	readRatio          float64
 	timeout            time.Duration
 	asJSON, noPopulate bool
+	cpuProfile         string
 }
 
 func newBenchKVCmd() *cobra.Command {
@@ -103,6 +106,7 @@ throughput, errors and p50/p90/p99/p99.9, as a table or with --json.`,
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "bound on one request, retries included")
 	f.BoolVar(&o.noPopulate, "no-populate", false, "get, mixed: do not write the keys before the measurement")
 	f.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator (the measured run) to this file")
 	return cmd
 }
 
@@ -202,11 +206,24 @@ func benchKV(ctx context.Context, progress io.Writer, workload string, eps []str
 		l.run(ctx, o.warmup, 0, nil)
 	}
 	h := newLatencyHist()
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return benchKVResult{}, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return benchKVResult{}, fmt.Errorf("--cpuprofile: %w", err)
+		}
+	}
 	stop := startProgress(progress, l)
 	start := time.Now()
 	l.run(ctx, o.duration, o.total, h)
 	elapsed := time.Since(start)
 	stop()
+	if o.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	res := benchKVResult{
 		Workload: workload, Clients: o.clients, Conns: o.conns, KeySize: o.keySize, ValSize: o.valSize,
 		KeySpace: o.keySpace, Consistency: o.consistency, Seconds: elapsed.Seconds(),
