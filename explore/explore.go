@@ -34,6 +34,11 @@ type Options struct {
 	// Drops, Duplicates and Heartbeats enable dropping and duplicating
 	// in-flight messages and ticking leaders.
 	Drops, Duplicates, Heartbeats bool
+	// AutoReady handles a node's Readies right after each action that
+	// steps it, as a driver's loop does, instead of as actions of their
+	// own. Sequences get about half as long, so the search goes deeper,
+	// but a node never takes several inputs into one Ready.
+	AutoReady bool
 	// PreVote runs the cores with Config.PreVote.
 	PreVote bool
 	// BrokenHost violates the Ready contract on purpose: the host never

@@ -158,3 +158,28 @@ func TestMaxStatesTruncates(t *testing.T) {
 		t.Fatalf("MaxStates 500: truncated %v with %d distinct", r.Truncated, r.Distinct)
 	}
 }
+
+// TestAutoReady checks the driver-loop mode: clean on the real core, and
+// the broken host is caught with a shorter trace (no Ready actions).
+func TestAutoReady(t *testing.T) {
+	o := DefaultOptions()
+	o.AutoReady = true
+	o.Depth = 6
+	r, err := Explore(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Violation != nil {
+		t.Fatalf("the real core violates an invariant:\n%s", r.Violation.Report())
+	}
+	t.Logf("depth %d: %d states explored, %d distinct, %.0f states/s", r.Depth, r.Explored, r.Distinct, r.StatesPerSecond())
+	o = small()
+	o.AutoReady, o.BrokenHost = true, true
+	r, err = Explore(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := r.Violation; v == nil || v.Property != "Election Safety" || len(v.Actions) != 8 {
+		t.Fatalf("broken host with AutoReady: got %+v, want Election Safety after 8 actions", v)
+	}
+}

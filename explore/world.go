@@ -282,7 +282,7 @@ func (w *world) enabled() []Action {
 		case quiet && st.Term < uint64(o.MaxTerm):
 			acts = append(acts, Action{Kind: ActCampaign, Node: id})
 		}
-		if h.core.HasReady() {
+		if !o.AutoReady && h.core.HasReady() {
 			acts = append(acts, Action{Kind: ActReady, Node: id})
 		}
 		if w.crashes < o.MaxCrashes {
@@ -351,9 +351,15 @@ func (w *world) step(a Action) {
 		h.st = raft.Status{}
 	case ActRestart:
 		w.start(h, true)
+		w.touched = h
 	}
-	if w.touched != nil && w.touched.up() {
-		w.touched.st = w.touched.core.Status()
+	if h := w.touched; h != nil && h.up() {
+		for w.o.AutoReady && h.core.HasReady() && w.chk.violation == nil {
+			h.st = h.core.Status()
+			w.own(h, input{kind: inReady})
+			w.handleReady(h)
+		}
+		h.st = h.core.Status()
 	}
 	w.touched = nil
 	w.chk.afterStep(w)

@@ -40,6 +40,7 @@ action trace found, one action per line; the exit status is then 1.
 explorer catches a broken system.`,
 		Example: `  flotilla explore raft --depth 8
   flotilla explore raft --depth 20 --duration 60s --json
+  flotilla explore raft --depth 20 --duration 60s --auto-ready
   flotilla explore raft --depth 12 --broken-host --max-term 1 --max-proposals 0 --no-drops --no-duplicates --no-heartbeats`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -88,6 +89,7 @@ explorer catches a broken system.`,
 	f.BoolVar(&noDups, "no-duplicates", false, "never duplicate a message")
 	f.BoolVar(&noHeartbeats, "no-heartbeats", false, "never tick a leader")
 	f.BoolVar(&o.PreVote, "prevote", false, "run the cores with pre-vote")
+	f.BoolVar(&o.AutoReady, "auto-ready", false, "handle each Ready right after the action that caused it (shorter sequences, deeper search)")
 	f.BoolVar(&o.BrokenHost, "broken-host", false, "use a host that does not persist votes (a negative control)")
 	f.IntVar(&o.Workers, "parallel", 0, "goroutines replaying states (0: GOMAXPROCS)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
