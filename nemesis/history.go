@@ -39,6 +39,8 @@ type Output struct {
 	Value   string // Get, CAS (when not swapped): the current value
 	Swapped bool   // CAS
 	Unknown bool
+
+	hash uint64 // FNV-1a of Value, set by operations for the model
 }
 
 // Event is one operation of the history. Call and Return are nanoseconds
@@ -83,15 +85,60 @@ func operations(ev []Event) []porcupine.Operation {
 		if e.Out.Unknown {
 			ret = math.MaxInt64
 		}
-		ops = append(ops, porcupine.Operation{ClientId: e.Client, Input: e.In, Call: e.Call, Output: e.Out, Return: ret})
+		out := e.Out
+		out.hash = fnvExtend(fnvOffset, out.Value)
+		ops = append(ops, porcupine.Operation{ClientId: e.Client, Input: e.In, Call: e.Call, Output: out, Return: ret})
 	}
 	return ops
 }
 
-// keyState is the sequential specification's state of one key.
+// keyState is the sequential specification's state of one key. It holds
+// a value's length and 64-bit FNV-1a hash rather than the value, because
+// an append key's value grows to hundreds of kilobytes and porcupine keeps
+// many states: comparing a read with the state costs O(1) with the read's
+// hash precomputed (operations), and an Append extends the hash with the
+// appended bytes only. Two different values with the same length and hash
+// would be confused; with 64 bits and at most millions of values per run,
+// that chance is negligible. tail keeps the value's last bytes, for the
+// timeline only.
 type keyState struct {
 	exists bool
-	value  string
+	length int
+	hash   uint64
+	tail   string
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+	tailBytes = 40
+)
+
+// fnvExtend extends the FNV-1a hash h of some bytes with the bytes of s.
+func fnvExtend(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+func valueState(v string) keyState {
+	return keyState{exists: true, length: len(v), hash: fnvExtend(fnvOffset, v), tail: v[len(v)-min(len(v), tailBytes):]}
+}
+
+func (st keyState) appended(v string) keyState {
+	if !st.exists {
+		return valueState(v)
+	}
+	t := st.tail + v
+	return keyState{exists: true, length: st.length + len(v), hash: fnvExtend(st.hash, v), tail: t[len(t)-min(len(t), tailBytes):]}
+}
+
+// holds reports whether the key exists with exactly the value whose length
+// and hash are given.
+func (st keyState) holds(length int, hash uint64) bool {
+	return st.exists && st.length == length && st.hash == hash
 }
 
 // model is the sequential specification of the KV store for porcupine,
@@ -125,11 +172,25 @@ var model = porcupine.Model{
 	},
 	DescribeState: func(state any) string {
 		st := state.(keyState)
-		if !st.exists {
+		switch {
+		case !st.exists:
 			return "(absent)"
+		case st.length > len(st.tail):
+			return fmt.Sprintf("…%q (%d bytes)", st.tail, st.length)
 		}
-		return fmt.Sprintf("%q", st.value)
+		return fmt.Sprintf("%q", st.tail)
 	},
+}
+
+// abbrev quotes v, keeping only its ends if it is long: an append key's
+// value grows to thousands of tokens, and the timeline shows one per
+// operation.
+func abbrev(v string) string {
+	const keep = 24
+	if len(v) <= 3*keep {
+		return fmt.Sprintf("%q", v)
+	}
+	return fmt.Sprintf("%q…%q (%d bytes)", v[:keep], v[len(v)-keep:], len(v))
 }
 
 // step applies in to st and reports whether out is what it gives.
@@ -137,20 +198,20 @@ func step(st keyState, in Input, out Output) (bool, keyState) {
 	next, swapped := st, false
 	switch in.Op {
 	case OpPut:
-		next = keyState{true, in.Value}
+		next = valueState(in.Value)
 	case OpAppend:
-		next = keyState{true, st.value + in.Value}
+		next = st.appended(in.Value)
 	case OpDelete:
 		next = keyState{}
 	case OpCAS:
-		if st.exists && st.value == in.Expect {
-			next, swapped = keyState{true, in.Value}, true
+		if st.holds(len(in.Expect), fnvExtend(fnvOffset, in.Expect)) {
+			next, swapped = valueState(in.Value), true
 		}
 	}
 	if out.Unknown {
 		return true, next
 	}
-	same := out.Found == st.exists && (!st.exists || out.Value == st.value)
+	same := out.Found == st.exists && (!st.exists || st.holds(len(out.Value), out.hash))
 	switch in.Op {
 	case OpGet:
 		return same, st
@@ -187,10 +248,8 @@ func describeOutput(out Output) string {
 		return "unknown"
 	case out.Swapped:
 		return "swapped"
-	case out.Found && len(out.Value) > 60:
-		return fmt.Sprintf("%q… (%d bytes)", out.Value[:60], len(out.Value))
 	case out.Found:
-		return fmt.Sprintf("%q", out.Value)
+		return abbrev(out.Value)
 	}
 	return "absent"
 }

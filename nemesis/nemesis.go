@@ -39,9 +39,10 @@ const (
 // AllFaults lists every fault, the default of Options.Faults.
 var AllFaults = []Fault{FaultKill, FaultPause, FaultPartition, FaultOneWay}
 
-// ParseFaults parses a comma-separated list of fault names.
+// ParseFaults parses a comma-separated list of fault names; an empty list
+// gives an empty, non-nil slice (no faults).
 func ParseFaults(s string) ([]Fault, error) {
-	var fs []Fault
+	fs := []Fault{}
 	for name := range strings.SplitSeq(s, ",") {
 		f := Fault(strings.TrimSpace(name))
 		if f == "" {
