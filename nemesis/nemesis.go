@@ -87,9 +87,15 @@ type Options struct {
 	// OpTimeout bounds one client operation, retries included; one that
 	// takes longer has an unknown outcome. Default 3 s.
 	OpTimeout time.Duration
-	// NoSync starts the members with --no-sync. Unsafe, for negative
-	// controls: a killed member may lose acknowledged writes.
+	// NoSync starts the members with --no-sync. Unsafe, but kill -9 does
+	// not lose the page cache, so only a machine crash (which the nemesis
+	// does not cause) loses what was not fsynced.
 	NoSync bool
+	// StaleReads makes the clients read with kvclient.Serializable from a
+	// random member: not linearizable (a lagging or cut-off member answers
+	// with an old value). A negative control that shows the checker fails
+	// a real cluster's history.
+	StaleReads bool
 	// ReportDir receives summary.txt, timeline.html and the cluster's
 	// directory (config, members' logs; their data only after a
 	// violation). Required.

@@ -2,6 +2,7 @@ package nemesis
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -54,4 +55,35 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p[:len(p)-min(1, len(p))]))
 	return len(p), nil
+}
+
+// TestNemesisCatchesStaleReads is the negative control on real processes:
+// clients that read with kvclient.Serializable from random members while
+// members are isolated must produce a history the checker rejects.
+func TestNemesisCatchesStaleReads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes for about 10 s")
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Options{Binary: flotillaBin, Duration: 6 * time.Second, Seed: 1, ReportDir: dir,
+		Faults: []Fault{FaultPartition, FaultPause}, StaleReads: true, Progress: testWriter{t}})
+	if err != nil {
+		t.Fatalf("the run did not complete: %v", err)
+	}
+	if !errors.Is(res.Err(), ErrViolation) {
+		t.Fatalf("stale reads passed the checks:\n%s", res.Summary())
+	}
+	for _, c := range res.Checks {
+		if c.Name == CheckLinearizable && c.OK {
+			t.Fatalf("the linearizability check passed stale reads:\n%s", res.Summary())
+		}
+	}
+	for _, f := range []string{res.SummaryPath, res.TimelinePath} {
+		if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+			t.Errorf("report file %s: %v", f, err)
+		}
+	}
+	t.Logf("as expected: %v", res.Err())
 }

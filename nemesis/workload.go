@@ -23,6 +23,7 @@ type workload struct {
 	opts    Options
 	h       *history
 	clients []*client
+	readers []*kvclient.Client // one per member, for Options.StaleReads
 }
 
 // client runs one operation at a time through its own kvclient.Client
@@ -42,6 +43,14 @@ func newWorkload(opts Options, h *history, endpoints []string) *workload {
 		c := &client{id: i + 1, rng: rand.New(rand.NewPCG(uint64(opts.Seed), uint64(i+1))), seen: map[string]string{}}
 		c.kv, c.err = kvclient.New(kvclient.Config{Endpoints: endpoints, AttemptTimeout: opts.OpTimeout / 3})
 		w.clients = append(w.clients, c)
+	}
+	if opts.StaleReads {
+		for _, ep := range endpoints {
+			r, err := kvclient.New(kvclient.Config{Endpoints: []string{ep}, AttemptTimeout: opts.OpTimeout / 3})
+			if err == nil {
+				w.readers = append(w.readers, r)
+			}
+		}
 	}
 	return w
 }
@@ -68,6 +77,9 @@ func (w *workload) close() {
 		if c.kv != nil {
 			c.kv.Close()
 		}
+	}
+	for _, r := range w.readers {
+		r.Close()
 	}
 }
 
@@ -101,7 +113,11 @@ func (w *workload) do(ctx context.Context, c *client, in Input) {
 	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.OpTimeout)
 	defer cancel()
 	e := Event{Client: c.id, In: in, Call: w.h.now()}
-	out, err := apply(opCtx, c.kv, in)
+	kv, opts := c.kv, []kvclient.ReadOption(nil)
+	if in.Op == OpGet && len(w.readers) > 0 {
+		kv, opts = w.readers[c.rng.IntN(len(w.readers))], []kvclient.ReadOption{kvclient.Serializable()}
+	}
+	out, err := apply(opCtx, kv, in, opts...)
 	e.Return = w.h.now()
 	if err != nil {
 		if in.Op == OpGet {

@@ -93,7 +93,8 @@ See docs/nemesis.md.`,
 	f.IntVar(&o.Clients, "clients", 4, "concurrent clients, each one operation at a time")
 	f.DurationVar(&o.Tick, "tick", 20*time.Millisecond, "the members' Raft tick (elections after 10-20 ticks)")
 	f.DurationVar(&o.OpTimeout, "op-timeout", 3*time.Second, "bound of one client operation; a slower one has an unknown outcome")
-	f.BoolVar(&o.NoSync, "no-sync", false, "start members with --no-sync (unsafe; a negative control: kill -9 may then lose acknowledged writes)")
+	f.BoolVar(&o.NoSync, "no-sync", false, "start members with --no-sync (unsafe, though kill -9 keeps the page cache, so nothing acknowledged is lost by it)")
+	f.BoolVar(&o.StaleReads, "stale-reads", false, "negative control: read with serializable reads from random members; the linearizability check must fail")
 	f.StringVar(&o.ReportDir, "report", "", "report directory (default ./nemesis-DATE-TIME)")
 	f.StringVar(&binary, "binary", "", "flotilla binary for the members (default: this one)")
 	return cmd
