@@ -62,7 +62,7 @@ duplication, reordering, partitions and crashes, and benchmarks.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newUpCmd(), newKVCmd(), newStatusCmd(), newMemberCmd(), newLeaderCmd(), newVersionCmd(), newSimCmd(), newExploreCmd(), newBenchCmd(), newHTTPCmd(), newSortCmd(), newNemesisCmd())
+	root.AddCommand(newUpCmd(), newKVCmd(), newStatusCmd(), newMemberCmd(), newLeaderCmd(), newVersionCmd(), newSimCmd(), newExploreCmd(), newBenchCmd(), newHTTPCmd(), newSortCmd(), newNemesisCmd(), newMRCmd())
 	asGroup(root)
 	return root
 }
