@@ -41,6 +41,9 @@ type member struct {
 	peer, client, admin string
 	dataDir, logPath    string
 	starts              int // how many times the harness started it
+	// cfgPath is the member's own config file (a member that joined a
+	// running cluster); "" means the cluster's shared config.
+	cfgPath string
 
 	// cmd is the running (or last) process; nil before the first start.
 	cmd *exec.Cmd
@@ -101,7 +104,11 @@ func newCluster(t *testing.T, n int, clusterID uint64) *cluster {
 
 // serveArgs are the arguments that start m from the cluster config.
 func (c *cluster) serveArgs(m *member) []string {
-	return []string{"kv", "serve", "--config", c.cfgPath, "--id", strconv.FormatUint(m.id, 10),
+	cfg := c.cfgPath
+	if m.cfgPath != "" {
+		cfg = m.cfgPath
+	}
+	return []string{"kv", "serve", "--config", cfg, "--id", strconv.FormatUint(m.id, 10),
 		"--data-dir", m.dataDir, "--tick", testTick}
 }
 
@@ -252,13 +259,24 @@ func (c *cluster) running() []*member {
 // the highest term if several claim it).
 func (c *cluster) waitLeader(within time.Duration) *member {
 	c.t.Helper()
+	return c.waitLeaderOf(within, nil)
+}
+
+// waitLeaderOf is waitLeader over the members ms (nil: the running
+// members, as they are at each poll); each of ms must stay running.
+func (c *cluster) waitLeaderOf(within time.Duration, ms []*member) *member {
+	c.t.Helper()
 	var leader *member
 	poll(c.t, within, "waiting for a leader", func() (bool, string) {
-		c.checkAlive(c.running()...)
+		set := ms
+		if set == nil {
+			set = c.running()
+		}
+		c.checkAlive(set...)
 		var best *kvpb.StatusResponse
 		var states []string
 		answered := 0
-		for _, m := range c.running() {
+		for _, m := range set {
 			st, err := c.status(m)
 			if err != nil {
 				states = append(states, fmt.Sprintf("%d: %v", m.id, err))
@@ -270,7 +288,7 @@ func (c *cluster) waitLeader(within time.Duration) *member {
 				best, leader = st, m
 			}
 		}
-		return best != nil && answered == len(c.running()), strings.Join(states, "; ")
+		return best != nil && answered == len(set), strings.Join(states, "; ")
 	})
 	return leader
 }
@@ -304,12 +322,19 @@ func (c *cluster) client(ms ...*member) *kvclient.Client {
 // read, so only such answers are compared.
 func (c *cluster) waitConverged(within time.Duration) uint64 {
 	c.t.Helper()
+	return c.waitConvergedOf(within, c.members)
+}
+
+// waitConvergedOf is waitConverged over the members ms only (the others
+// may have been removed from the cluster).
+func (c *cluster) waitConvergedOf(within time.Duration, ms []*member) uint64 {
+	c.t.Helper()
 	var applied uint64
 	poll(c.t, within, "waiting for every member to apply the same log", func() (bool, string) {
-		c.checkAlive(c.members...)
+		c.checkAlive(ms...)
 		var first, second []*kvpb.StatusResponse
 		for _, sts := range []*[]*kvpb.StatusResponse{&first, &second} {
-			for _, m := range c.members {
+			for _, m := range ms {
 				st, err := c.status(m)
 				if err != nil {
 					return false, fmt.Sprintf("member %d: %v", m.id, err)
@@ -319,7 +344,7 @@ func (c *cluster) waitConverged(within time.Duration) uint64 {
 		}
 		var states []string
 		for i, st := range first {
-			states = append(states, fmt.Sprintf("member %d: applied %d commit %d keys %d hash %016x", c.members[i].id, st.AppliedIndex, st.CommitIndex, st.Keys, st.StateHash))
+			states = append(states, fmt.Sprintf("member %d: applied %d commit %d keys %d hash %016x", ms[i].id, st.AppliedIndex, st.CommitIndex, st.Keys, st.StateHash))
 		}
 		for i, st := range first {
 			if st.AppliedIndex != first[0].AppliedIndex || second[i].AppliedIndex != st.AppliedIndex {
