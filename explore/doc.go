@@ -22,7 +22,8 @@
 // (see world.hash for what it covers and what it leaves out) and bounded
 // by Options (messages in flight, terms, crashes, proposals).
 //
-// Options.BrokenHost breaks the Ready contract on purpose (the host does not
-// persist votes), and the tests show the explorer finds the resulting
-// Election Safety violation with a shortest trace.
+// Options.BrokenHost and Options.BrokenEntries break the Ready contract on
+// purpose (the host does not persist votes; the host loses entries it
+// acknowledged), and the tests show the explorer finds the resulting
+// Election Safety and Leader Completeness violations with shortest traces.
 package explore

@@ -47,6 +47,12 @@ type Options struct {
 	// vote again in the same term. It exists to show that the explorer
 	// catches a broken system.
 	BrokenHost bool
+	// BrokenEntries violates the Ready contract differently: the host
+	// sends a Ready's messages (append acknowledgements included) but
+	// never syncs entries, so a crash loses every entry the incarnation
+	// wrote (and a commit index beyond what is left). A second negative
+	// control, for the log invariants.
+	BrokenEntries bool
 	// Workers is the number of goroutines that replay states (default
 	// GOMAXPROCS). The result does not depend on it.
 	Workers int

@@ -183,3 +183,24 @@ func TestAutoReady(t *testing.T) {
 		t.Fatalf("broken host with AutoReady: got %+v, want Election Safety after 8 actions", v)
 	}
 }
+
+// TestBrokenEntriesCaught is the second negative control: a host that
+// acknowledges entries it never syncs loses a committed entry in a crash,
+// and the next leader lacks it.
+func TestBrokenEntriesCaught(t *testing.T) {
+	o := small()
+	o.AutoReady, o.BrokenEntries = true, true
+	o.MaxTerm, o.Depth = 2, 10
+	r, err := Explore(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := r.Violation
+	if v == nil {
+		t.Fatalf("no violation found in %d states to depth %d", r.Explored, r.Depth)
+	}
+	if v.Property != "Leader Completeness" && v.Property != "State Machine Safety" {
+		t.Fatalf("found %s, want Leader Completeness or State Machine Safety:\n%s", v.Property, v.Report())
+	}
+	t.Logf("%d states explored\n%s", r.Explored, v.Report())
+}

@@ -91,6 +91,7 @@ func (w *world) hash(segs [][]byte) StateHash {
 		e.u(d.hs.Commit)
 		e.u(uint64(len(d.ents)))
 		e.u(d.chain[len(d.chain)-1])
+		e.u(uint64(d.synced))
 		e.flag(h.up())
 		if !h.up() {
 			continue

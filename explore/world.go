@@ -79,6 +79,9 @@ type disk struct {
 	ents []raft.Entry
 	// chain[i] is the hash chain over ents[:i]; chain[0] is 0.
 	chain []uint64
+	// synced counts the entries that survive a crash: all of them, except
+	// on a host with Options.BrokenEntries.
+	synced int
 }
 
 func (d *disk) chainAt(i uint64) (uint64, bool) {
@@ -348,6 +351,10 @@ func (w *world) step(a Action) {
 	case ActCrash:
 		w.crashes++
 		h.core, h.shared, h.boot, h.inputs = nil, false, nil, nil
+		d := &h.disk
+		d.ents, d.chain = d.ents[:d.synced:d.synced], d.chain[:d.synced+1:d.synced+1]
+		// The commit index went to the same unsynced file.
+		d.hs.Commit = min(d.hs.Commit, uint64(d.synced))
 		h.st = raft.Status{}
 	case ActRestart:
 		w.start(h, true)
@@ -384,7 +391,8 @@ func (h *host) observeVote(m raft.Message) {
 }
 
 // handleReady follows raft.Ready's contract: persist, send, apply, Advance.
-// A broken host (Options.BrokenHost) does not persist the vote.
+// A broken host does not persist the vote (Options.BrokenHost) or loses
+// its entries in a crash (Options.BrokenEntries).
 func (w *world) handleReady(h *host) {
 	rd := h.core.Ready()
 	w.persist(h, rd)
@@ -415,8 +423,12 @@ func (w *world) persist(h *host, rd raft.Ready) {
 		keep := first - 1
 		d.ents = append(d.ents[:keep:keep], rd.Entries...)
 		d.chain = d.chain[: keep+1 : keep+1]
+		d.synced = min(d.synced, int(keep))
 		for _, e := range rd.Entries {
 			d.chain = append(d.chain, chainHash(d.chain[len(d.chain)-1], e.Term, e.Index, e.Data))
+		}
+		if !w.o.BrokenEntries {
+			d.synced = len(d.ents)
 		}
 	}
 	if hs := rd.HardState; !hs.IsEmpty() {

@@ -36,12 +36,14 @@ terms never decrease after every action, and prunes states already seen
 The bounds (--max-inflight, --max-term, --max-crashes, --max-proposals)
 keep the space finite. A violation prints the property and the shortest
 action trace found, one action per line; the exit status is then 1.
---broken-host runs a host that does not persist votes, to show that the
+--broken-host runs a host that does not persist votes, and --broken-entries
+one that acknowledges entries it loses in a crash, to show that the
 explorer catches a broken system.`,
 		Example: `  flotilla explore raft --depth 8
   flotilla explore raft --depth 20 --duration 60s --json
   flotilla explore raft --depth 20 --duration 60s --auto-ready
-  flotilla explore raft --depth 12 --broken-host --max-term 1 --max-proposals 0 --no-drops --no-duplicates --no-heartbeats`,
+  flotilla explore raft --depth 12 --broken-host --max-term 1 --max-proposals 0 --no-drops --no-duplicates --no-heartbeats
+  flotilla explore raft --depth 10 --auto-ready --broken-entries --max-term 2 --max-proposals 0 --no-drops --no-duplicates --no-heartbeats`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Depth < 0 {
@@ -91,6 +93,7 @@ explorer catches a broken system.`,
 	f.BoolVar(&o.PreVote, "prevote", false, "run the cores with pre-vote")
 	f.BoolVar(&o.AutoReady, "auto-ready", false, "handle each Ready right after the action that caused it (shorter sequences, deeper search)")
 	f.BoolVar(&o.BrokenHost, "broken-host", false, "use a host that does not persist votes (a negative control)")
+	f.BoolVar(&o.BrokenEntries, "broken-entries", false, "use a host that loses unsynced entries in a crash after acknowledging them (a negative control)")
 	f.IntVar(&o.Workers, "parallel", 0, "goroutines replaying states (0: GOMAXPROCS)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
