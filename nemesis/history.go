@@ -40,7 +40,25 @@ type Output struct {
 	Swapped bool   // CAS
 	Unknown bool
 
-	hash uint64 // FNV-1a of Value, set by operations for the model
+	// hash and length are Value's FNV-1a hash and length, set by
+	// operations for the model, or by compact, which then keeps only
+	// Value's last bytes (compacted is set).
+	hash      uint64
+	length    int
+	compacted bool
+}
+
+// compact replaces a long Value by its hash, length and last bytes, so
+// that a run's many reads of an append key (whose value grows to hundreds
+// of kilobytes) do not hold every copy. The model needs only the hash and
+// length; the timeline shows the last bytes.
+func (o Output) compact() Output {
+	if len(o.Value) <= 2*tailBytes || o.compacted {
+		return o
+	}
+	o.hash, o.length, o.compacted = fnvExtend(fnvOffset, o.Value), len(o.Value), true
+	o.Value = strings.Clone(o.Value[len(o.Value)-tailBytes:]) // not a reference to the whole value
+	return o
 }
 
 // Event is one operation of the history. Call and Return are nanoseconds
@@ -86,7 +104,9 @@ func operations(ev []Event) []porcupine.Operation {
 			ret = math.MaxInt64
 		}
 		out := e.Out
-		out.hash = fnvExtend(fnvOffset, out.Value)
+		if !out.compacted {
+			out.hash, out.length = fnvExtend(fnvOffset, out.Value), len(out.Value)
+		}
 		ops = append(ops, porcupine.Operation{ClientId: e.Client, Input: e.In, Call: e.Call, Output: out, Return: ret})
 	}
 	return ops
@@ -211,7 +231,7 @@ func step(st keyState, in Input, out Output) (bool, keyState) {
 	if out.Unknown {
 		return true, next
 	}
-	same := out.Found == st.exists && (!st.exists || st.holds(len(out.Value), out.hash))
+	same := out.Found == st.exists && (!st.exists || st.holds(out.length, out.hash))
 	switch in.Op {
 	case OpGet:
 		return same, st
@@ -248,6 +268,8 @@ func describeOutput(out Output) string {
 		return "unknown"
 	case out.Swapped:
 		return "swapped"
+	case out.Found && out.compacted:
+		return fmt.Sprintf("…%q (%d bytes)", out.Value, out.length)
 	case out.Found:
 		return abbrev(out.Value)
 	}

@@ -125,7 +125,7 @@ func (w *workload) do(ctx context.Context, c *client, in Input) {
 		}
 		out = Output{Unknown: true}
 	}
-	e.Out = out
+	e.Out = out.compact()
 	switch {
 	case in.Op == OpGet && out.Found, in.Op == OpCAS && !out.Swapped && out.Found:
 		c.seen[in.Key] = out.Value
