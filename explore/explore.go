@@ -39,7 +39,9 @@ type Options struct {
 	// own. Sequences get about half as long, so the search goes deeper,
 	// but a node never takes several inputs into one Ready.
 	AutoReady bool
-	// PreVote runs the cores with Config.PreVote.
+	// PreVote runs the cores with Config.PreVote. Followers are never
+	// ticked, so one that heard from a leader never grants a pre-vote:
+	// pre-vote runs explore fewer behaviours (docs/raft.md).
 	PreVote bool
 	// BrokenHost violates the Ready contract on purpose: the host never
 	// persists the vote of a HardState (it keeps the old one in the same
