@@ -17,7 +17,9 @@ type Options struct {
 	// Depth is the number of actions in the longest explored sequence.
 	Depth int
 	// MaxStates stops the search once this many distinct states are
-	// found (0: no bound). The result is then marked Truncated.
+	// found (0: no bound). The result is then marked Truncated. Both
+	// limits are checked after every batch of 2048 expanded states, so a
+	// search may overshoot them by one batch.
 	MaxStates int
 	// MaxDuration stops the search after this much wall time (0: none).
 	MaxDuration time.Duration
