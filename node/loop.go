@@ -192,11 +192,13 @@ func (n *Node) handleReady() error {
 			n.loseReads(false) // the core dropped them
 		}
 		early, late := n.splitMessages(rd)
+		n.reachRemoved(early)
 		n.tr.Send(early)
 		async := n.asyncWrite(rd)
 		if err := n.persist(rd, async); err != nil {
 			return err
 		}
+		n.reachRemoved(late)
 		n.tr.Send(late)
 		if err := n.apply(rd); err != nil {
 			return err
@@ -382,11 +384,13 @@ func (n *Node) maybeSnapshot() error {
 	if err := n.syncNow(); err != nil {
 		return err
 	}
+	start := time.Now()
 	image, err := n.sm.Snapshot()
 	if err != nil {
 		return fmt.Errorf("node %d: taking a snapshot at %d: %w", n.cfg.ID, n.applied, err)
 	}
 	data := n.wrapSnapshot(image)
+	took := time.Since(start)
 	snap, err := n.core.Compact(n.applied, data)
 	if err != nil {
 		return fmt.Errorf("node %d: compacting to %d: %w", n.cfg.ID, n.applied, err)
@@ -396,7 +400,8 @@ func (n *Node) maybeSnapshot() error {
 	}
 	n.snapIndex, n.sinceSnap, n.lastSnapBytes = n.applied, 0, int64(len(data))
 	n.metrics.snapshots.Add(1)
-	n.log.Info("snapshot taken", "id", n.cfg.ID, "index", snap.Meta.Index, "bytes", len(data))
+	n.log.Info("snapshot taken", "id", n.cfg.ID, "index", snap.Meta.Index, "bytes", len(data),
+		"encode", took.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -125,6 +125,7 @@ func (n *Node) applyMembership(e raft.Entry) (removed bool) {
 	n.setRoles(cs)
 	for id := range n.members {
 		if !cs.Contains(id) {
+			n.removedAddrs[id] = n.members[id].PeerAddr
 			delete(n.members, id)
 			if id != n.cfg.ID {
 				// Not at once: the core still sends it the commit of its
@@ -136,6 +137,29 @@ func (n *Node) applyMembership(e raft.Entry) (removed bool) {
 	n.voterCount = len(cs.Voters)
 	n.log.Info("membership changed", "id", n.cfg.ID, "index", e.Index, "change", cc.String(), "config", cs.String())
 	return wasMember && !cs.Contains(n.cfg.ID)
+}
+
+// reachRemoved reconnects to removed members the core sends to: the leader
+// answers a removed member's campaign with the log up to its removal
+// (raft sendCatchUp), which must reach it even after its grace period.
+func (n *Node) reachRemoved(msgs []raft.Message) {
+	if len(n.removedAddrs) == 0 {
+		return
+	}
+	for _, m := range msgs {
+		addr, ok := n.removedAddrs[m.To]
+		if !ok {
+			continue
+		}
+		if _, member := n.members[m.To]; member {
+			delete(n.removedAddrs, m.To) // added back
+			continue
+		}
+		if _, connected := n.dropPeers[m.To]; !connected {
+			n.tr.AddPeer(m.To, addr)
+		}
+		n.dropPeers[m.To] = n.ticks + uint64(n.cfg.ElectionTicks)
+	}
 }
 
 // dropRemovedPeers closes the transport to removed members once their

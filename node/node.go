@@ -147,12 +147,15 @@ type Node struct {
 	// outside the configurations before the one that added it);
 	// voterCount is the number of voters in force; removed is set once the
 	// node applied its own removal.
-	membersMu  sync.Mutex
-	members    map[uint64]Member
-	dropPeers  map[uint64]uint64 // removed peers to disconnect, at this tick
-	inConfig   bool
-	voterCount int
-	removed    bool
+	membersMu sync.Mutex
+	members   map[uint64]Member
+	dropPeers map[uint64]uint64 // removed peers to disconnect, at this tick
+	// removedAddrs keeps the peer addresses of removed members (loop
+	// goroutine only), to reach one that campaigns (reachRemoved).
+	removedAddrs map[uint64]string
+	inConfig     bool
+	voterCount   int
+	removed      bool
 }
 
 type proposal struct {
@@ -183,25 +186,26 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 	}
 	n := &Node{
 		cfg: c, log: c.Logger, sm: sm,
-		propc:      make(chan *proposal, c.MaxBatch),
-		recvc:      make(chan raft.Message, 8192),
-		reportc:    make(chan report, 1024),
-		statusc:    make(chan chan raft.Status),
-		stopc:      make(chan struct{}),
-		exiting:    make(chan struct{}),
-		syncReqc:   make(chan syncPoint, 1),
-		syncDonec:  make(chan syncResult, 1),
-		syncerDone: make(chan struct{}),
-		done:       make(chan struct{}),
-		waiters:    map[uint64]*proposal{},
-		readc:      make(chan *readWaiter, c.MaxBatch),
-		reads:      map[uint64]*readWaiter{},
-		transferc:  make(chan transferReq),
-		members:    map[uint64]Member{},
-		dropPeers:  map[uint64]uint64{},
-		inConfig:   !c.Join,
-		voterCount: len(c.Peers),
-		metrics:    newMetrics(),
+		propc:        make(chan *proposal, c.MaxBatch),
+		recvc:        make(chan raft.Message, 8192),
+		reportc:      make(chan report, 1024),
+		statusc:      make(chan chan raft.Status),
+		stopc:        make(chan struct{}),
+		exiting:      make(chan struct{}),
+		syncReqc:     make(chan syncPoint, 1),
+		syncDonec:    make(chan syncResult, 1),
+		syncerDone:   make(chan struct{}),
+		done:         make(chan struct{}),
+		waiters:      map[uint64]*proposal{},
+		readc:        make(chan *readWaiter, c.MaxBatch),
+		reads:        map[uint64]*readWaiter{},
+		transferc:    make(chan transferReq),
+		members:      map[uint64]Member{},
+		dropPeers:    map[uint64]uint64{},
+		removedAddrs: map[uint64]string{},
+		inConfig:     !c.Join,
+		voterCount:   len(c.Peers),
+		metrics:      newMetrics(),
 	}
 	w, err := wal.Open(c.DataDir, wal.Options{
 		ClusterID: c.ClusterID, NodeID: c.ID, NoSync: c.NoSync,

@@ -17,6 +17,10 @@ var ErrTransferFailed = errors.New("node: leadership transfer failed")
 type transferReq struct {
 	to   uint64
 	done chan error
+	// gaveUp is the tick at which the core abandoned the transfer; the
+	// target may still be taking over (it got MsgTimeoutNow late), so the
+	// outcome is decided an election timeout later.
+	gaveUp uint64
 }
 
 // TransferLeadership hands this leader's role to the voter to and returns
@@ -90,7 +94,13 @@ func (n *Node) checkTransfer() {
 	case n.lead == t.to:
 		t.done <- nil
 	case n.role == raft.RoleLeader && n.core.Transferee() == raft.None:
-		t.done <- fmt.Errorf("%w: node %d did not take over within an election timeout", ErrTransferFailed, t.to)
+		if t.gaveUp == 0 {
+			t.gaveUp = n.ticks
+		}
+		if n.ticks-t.gaveUp < uint64(n.cfg.ElectionTicks) {
+			return // the target may still win the election it was told to start
+		}
+		t.done <- fmt.Errorf("%w: node %d did not take over within two election timeouts", ErrTransferFailed, t.to)
 	case n.role != raft.RoleLeader && n.lead != raft.None:
 		t.done <- fmt.Errorf("%w: node %d won the election instead of %d", ErrTransferFailed, n.lead, t.to)
 	default:

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -149,6 +150,12 @@ func (c *Client) dial(addr string) (*grpc.ClientConn, error) {
 	if !ok {
 		var err error
 		cc, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			// Redial a member that was down within a second of its return,
+			// not after gRPC's default backoff of up to two minutes.
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+				MinConnectTimeout: time.Second,
+			}),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20), grpc.MaxCallSendMsgSize(4<<20)))
 		if err != nil {
 			return nil, &endpointError{fmt.Errorf("kvclient: endpoint %q: %w", addr, err)}
