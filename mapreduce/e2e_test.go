@@ -167,3 +167,97 @@ func TestBinaryCoordinatorWorkers(t *testing.T) {
 		t.Errorf("coordinator stdout: %q", &stdout)
 	}
 }
+
+// TestBinaryWorkerSIGSTOP pauses (SIGSTOP) the worker process that runs
+// the first map task: the coordinator declares it dead and re-runs the
+// task; resumed (SIGCONT), the worker learns it was declared dead,
+// registers again and helps finish the job, then exits with status 0.
+func TestBinaryWorkerSIGSTOP(t *testing.T) {
+	bin := flotillaBin(t)
+	t0 := time.Now()
+	files := spacedCorpus(t, 2, 3000)
+	dir := t.TempDir()
+	mark, out := filepath.Join(dir, "parked"), filepath.Join(dir, "out")
+	mapCmd := fmt.Sprintf(`if [ "$MR_TASK" = 0 ] && [ "$MR_TRY" = 1 ]; then echo "$PPID" > %[1]s.tmp && mv %[1]s.tmp %[1]s; exec sleep 60; fi; %[2]s`, mark, awkMap)
+	// Reduces wait for the test, so that the job is not over before the
+	// paused worker comes back.
+	release := filepath.Join(dir, "release")
+	reduceCmd := fmt.Sprintf(`while [ ! -e %s ]; do sleep 0.02; done; %s`, release, awkSum)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	coord := exec.CommandContext(ctx, bin, append([]string{"mr", "coordinator", "--listen", "127.0.0.1:0", "--app", "exec",
+		"--map", mapCmd, "--reduce", reduceCmd, "--reduces", "2", "--split-size", "16KiB", "--heartbeat", "50ms",
+		"--worker-timeout", "500ms", "--out", out, "-q"}, files...)...)
+	stderr, err := coord.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := coord.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	sc.Scan()
+	m := regexp.MustCompile(`job (\w+) listening on (\S+)`).FindStringSubmatch(sc.Text())
+	if m == nil {
+		t.Fatalf("coordinator said %q", sc.Text())
+	}
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for sc.Scan() {
+		}
+	}()
+	workers := map[int]*exec.Cmd{}
+	for range 2 {
+		w := exec.CommandContext(ctx, bin, "mr", "worker", "--coordinator", m[2], "--allow-exec")
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		workers[w.Process.Pid] = w
+	}
+	var parked int
+	waitFor(t, 30*time.Second, "the parked map task", func() bool {
+		b, err := os.ReadFile(mark)
+		parked, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil
+	})
+	if workers[parked] == nil {
+		t.Fatalf("parked pid %d is not a worker", parked)
+	}
+	begin := time.Now()
+	t.Logf("%v: parked", time.Since(t0))
+	syscall.Kill(parked, syscall.SIGSTOP)
+	status := func() Status {
+		b, err := exec.CommandContext(ctx, bin, "mr", "status", "--json", "--coordinator", m[2]).Output()
+		var st Status
+		if err == nil {
+			json.Unmarshal(b, &st)
+		}
+		return st
+	}
+	waitFor(t, 30*time.Second, "the paused worker's task re-run", func() bool {
+		st := status()
+		return st.Rerun > 0 && st.Workers == 1
+	})
+	t.Logf("%v: task re-run; resuming the worker", time.Since(begin))
+	syscall.Kill(parked, syscall.SIGCONT)
+	waitFor(t, 30*time.Second, "the resumed worker to register again", func() bool { return status().Workers == 2 })
+	t.Logf("%v: the worker registered again", time.Since(begin))
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for pid, w := range workers {
+		if err := w.Wait(); err != nil {
+			t.Errorf("worker %d (parked: %v): %v", pid, pid == parked, err)
+		}
+	}
+	t.Logf("%v: workers exited", time.Since(begin))
+	<-drained
+	if err := coord.Wait(); err != nil {
+		t.Fatalf("coordinator: %v", err)
+	}
+	t.Logf("%v: coordinator exited", time.Since(begin))
+	if diff := cmp.Diff(fieldCounts(t, files), readOutput(t, out, 2)); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+}
