@@ -60,6 +60,12 @@ type Options struct {
 	// Workers is the number of goroutines that replay states (default
 	// GOMAXPROCS). The result does not depend on it.
 	Workers int
+
+	// noPrune expands every state, seen or not, and onState sees the hash
+	// of every state generated: tests use them to check that pruning loses
+	// no state reachable within a depth.
+	noPrune bool
+	onState func(StateHash)
 }
 
 // DefaultOptions returns the bounds used by `flotilla explore raft`.
@@ -172,7 +178,11 @@ func Explore(o Options) (Result, error) {
 	var r Result
 	tree := []treeNode{{parent: -1}}
 	root := replay(&o, nil, false)
-	seen := map[StateHash]struct{}{root.hash(nil): {}}
+	rootHash := root.hash(nil)
+	seen := map[StateHash]struct{}{rootHash: {}}
+	if o.onState != nil {
+		o.onState(rootHash)
+	}
 	r.Distinct = 1
 	frontier := []int32{0}
 	const batch = 2048
@@ -190,7 +200,10 @@ func Explore(o Options) (Result, error) {
 						r.finish(lvl, depth, start)
 						return r, nil
 					}
-					if _, dup := seen[c.hash]; dup {
+					if o.onState != nil {
+						o.onState(c.hash)
+					}
+					if _, dup := seen[c.hash]; dup && !o.noPrune {
 						continue
 					}
 					seen[c.hash] = struct{}{}

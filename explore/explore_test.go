@@ -204,3 +204,44 @@ func TestBrokenEntriesCaught(t *testing.T) {
 	}
 	t.Logf("%d states explored\n%s", r.Explored, v.Report())
 }
+
+// TestPruningLosesNothing checks the hash's approximation where it can be
+// checked: every state a search without pruning reaches within a depth is
+// reached by the pruned search too. A hash that merged two states with
+// different futures would lose the successors of one of them.
+func TestPruningLosesNothing(t *testing.T) {
+	cases := map[string]Options{"default bounds": DefaultOptions(), "elections": small()}
+	cases["default bounds"] = withDepth(cases["default bounds"], 5)
+	cases["elections"] = withDepth(cases["elections"], 7)
+	for name, o := range cases {
+		t.Run(name, func(t *testing.T) {
+			reached := func(prune bool) map[StateHash]bool {
+				got := map[StateHash]bool{}
+				o := o
+				o.noPrune = !prune
+				o.onState = func(h StateHash) { got[h] = true }
+				o.Workers, o.MaxStates = 1, 0
+				if _, err := Explore(o); err != nil {
+					t.Fatal(err)
+				}
+				return got
+			}
+			pruned, full := reached(true), reached(false)
+			missing := 0
+			for h := range full {
+				if !pruned[h] {
+					missing++
+				}
+			}
+			if missing > 0 || len(pruned) != len(full) {
+				t.Fatalf("pruned search reached %d states, unpruned %d; %d missing", len(pruned), len(full), missing)
+			}
+			t.Logf("%d states at depth %d, with and without pruning", len(full), o.Depth)
+		})
+	}
+}
+
+func withDepth(o Options, d int) Options {
+	o.Depth = d
+	return o
+}
