@@ -3,6 +3,7 @@ package mapreduce
 import (
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -218,5 +219,28 @@ func TestEmptyInput(t *testing.T) {
 	}
 	if got := readOutput(t, out, 2); len(got) != 0 {
 		t.Errorf("output %v, want none", got)
+	}
+}
+
+func TestAdminHandler(t *testing.T) {
+	files := writeFiles(t, "a b a\n")
+	tc, err := runJob(t, fastConfig(Job{App: "wc", Reduces: 1}, files, filepath.Join(t.TempDir(), "out")), 1, WorkerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := tc.c.AdminHandler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/metrics": `flotilla_mr_tasks{kind="reduce",state="completed"} 1`,
+		"/status":  `"Phase": "done"`,
+		"/":        "/debug/pprof/",
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("GET %s: %d %q, want %q", path, rec.Code, rec.Body.String(), want)
+		}
 	}
 }

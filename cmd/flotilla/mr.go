@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/flotilla-dev/flotilla/internal/admin"
 	"github.com/flotilla-dev/flotilla/mapreduce"
 	"github.com/flotilla-dev/flotilla/proto/mrpb"
 )
@@ -42,6 +43,7 @@ type mrJobOpts struct {
 	cfg           mapreduce.Config
 	splitSize     string
 	listen        string
+	admin         string
 	quiet         bool
 	verbose       bool
 	heartbeat     time.Duration
@@ -60,6 +62,7 @@ func (o *mrJobOpts) flags(f *pflag.FlagSet, listen string) {
 	f.StringVarP(&o.cfg.OutDir, "out", "o", "mr-out", "output directory (created; must be empty)")
 	f.StringVar(&o.splitSize, "split-size", "16MiB", "target size of a map task's input (B, KiB, MiB, GiB, kB, MB, GB)")
 	f.StringVar(&o.listen, "listen", listen, "coordinator gRPC address")
+	f.StringVar(&o.admin, "admin", "", "serve /metrics, /status and /debug/pprof on this HTTP address (off when empty)")
 	f.DurationVar(&o.heartbeat, "heartbeat", 500*time.Millisecond, "how often workers send heartbeats")
 	f.DurationVar(&o.workerTimeout, "worker-timeout", 5*time.Second, "silence after which a worker is declared dead and its tasks re-run")
 	f.DurationVar(&o.cfg.BackupAfter, "backup-after", 2*time.Second, "least run time of a task before it may get a backup attempt near the end of a phase")
@@ -140,6 +143,13 @@ runs: its tasks are re-run by the others.`,
 			defer stop()
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
+			adminDone, err := o.serveAdmin(ctx, cmd.ErrOrStderr(), c)
+			if err != nil {
+				lis.Close()
+				return err
+			}
+			defer adminDone()
+			defer cancel()
 			runErr := make(chan error, 1)
 			go func() { runErr <- c.Run(ctx, lis) }()
 			pool, err := startMRWorkers(ctx, cmd.ErrOrStderr(), workers, lis.Addr().String(), c.JobID(), o)
@@ -156,6 +166,26 @@ runs: its tasks are re-run by the others.`,
 	o.flags(cmd.Flags(), "127.0.0.1:0")
 	cmd.Flags().IntVarP(&workers, "workers", "w", 3, "number of worker processes")
 	return cmd
+}
+
+// serveAdmin serves the coordinator's admin endpoint on --admin until ctx
+// ends; the returned function waits for it to stop.
+func (o *mrJobOpts) serveAdmin(ctx context.Context, w io.Writer, c *mapreduce.Coordinator) (func(), error) {
+	if o.admin == "" {
+		return func() {}, nil
+	}
+	h, err := c.AdminHandler()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.admin)
+	if err != nil {
+		return nil, fmt.Errorf("--admin: %w", err)
+	}
+	fmt.Fprintf(w, "admin endpoint on http://%s/\n", ln.Addr())
+	done := make(chan struct{})
+	go func() { defer close(done); admin.Serve(ctx, ln, h) }()
+	return func() { <-done }, nil
 }
 
 // waitJob shows progress until Run returns.
@@ -272,6 +302,15 @@ writes it to --out. It exits when the job is over (status 1 if it failed).`,
 			fmt.Fprintf(cmd.ErrOrStderr(), "coordinator of job %s listening on %s\n", c.JobID(), lis.Addr())
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			adminDone, err := o.serveAdmin(ctx, cmd.ErrOrStderr(), c)
+			if err != nil {
+				lis.Close()
+				return err
+			}
+			defer adminDone()
+			defer cancel()
 			runErr := make(chan error, 1)
 			go func() { runErr <- c.Run(ctx, lis) }()
 			return reportJob(cmd.OutOrStdout(), c, waitJob(ctx, cmd.ErrOrStderr(), c, runErr, o.quiet), o.cfg.OutDir)
