@@ -187,7 +187,7 @@ func (c *Coordinator) Run(ctx context.Context, lis net.Listener) error {
 
 	err := c.watch(ctx)
 	c.finish(err)
-	if err == nil {
+	if ctx.Err() == nil {
 		err = c.linger(ctx)
 	}
 	return err
@@ -237,11 +237,12 @@ func (c *Coordinator) finish(jobErr error) {
 	for r := range c.cfg.Job.Reduces {
 		os.Remove(filepath.Join(c.cfg.OutDir, PartitionFile(r)))
 	}
-	c.cfg.Logger.Error("mapreduce: job failed", "job", c.jobID, "err", jobErr)
+	c.cfg.Logger.Info("mapreduce: job failed", "job", c.jobID, "err", jobErr)
 }
 
-// linger keeps serving until every live worker was told to exit, or a
-// worker timeout passed, so that workers exit cleanly.
+// linger keeps serving until every live worker was told that the job is
+// over, or a worker timeout passed, so that workers exit cleanly; it
+// returns the job's error.
 func (c *Coordinator) linger(ctx context.Context) error {
 	deadline := time.Now().Add(c.cfg.WorkerTimeout)
 	t := time.NewTicker(c.cfg.Heartbeat / 4)
@@ -251,12 +252,12 @@ func (c *Coordinator) linger(ctx context.Context) error {
 		all := c.s.allExited()
 		err := c.s.err
 		c.mu.Unlock()
-		if all || err != nil {
+		if all {
 			return err
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return err
 		case <-t.C:
 		}
 	}
@@ -380,7 +381,7 @@ func (c *Coordinator) ReportTask(_ context.Context, req *mrpb.ReportTaskRequest)
 		}
 		c.s.complete(t, req.GetAttempt(), req.GetWorkerId(), now)
 	case mrpb.Outcome_OUTCOME_FAILED:
-		c.cfg.Logger.Warn("mapreduce: task failed", "kind", t.kind, "task", t.index, "attempt", req.GetAttempt(), "err", req.GetError())
+		c.cfg.Logger.Info("mapreduce: task failed", "kind", t.kind, "task", t.index, "attempt", req.GetAttempt(), "err", req.GetError())
 		c.s.fail(t, req.GetAttempt(), req.GetWorkerId(), truncate(req.GetError(), 4<<10))
 	case mrpb.Outcome_OUTCOME_FETCH_FAILED:
 		lost, err := c.s.lookup(kindMap, int(req.GetLostMapTask()))

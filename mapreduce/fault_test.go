@@ -180,8 +180,8 @@ func TestStragglerBackup(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("the straggling attempt was not cancelled")
 	}
-	if st := tc.c.Progress(); st.Backups != 1 || st.Rerun != 0 {
-		t.Errorf("want one backup and no re-run: %v", st)
+	if st := tc.c.Progress(); st.Backups < 1 || st.Rerun != 0 {
+		t.Errorf("want a backup and no re-run: %v", st)
 	}
 	if err := <-tc.workers[w0].done; err != nil {
 		t.Errorf("straggler worker: %v", err)

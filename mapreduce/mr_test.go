@@ -9,7 +9,9 @@ import (
 func TestWordCount(t *testing.T) {
 	files := corpus(t, 1, 5, 400<<10)
 	out := filepath.Join(t.TempDir(), "out")
-	tc := startCluster(t, fastConfig(Job{App: "wc", Reduces: 4}, files, out))
+	cfg := fastConfig(Job{App: "wc", Reduces: 4}, files, out)
+	cfg.WorkerTimeout = time.Minute // no worker is lost, even on a loaded machine
+	tc := startCluster(t, cfg)
 	for range 3 {
 		tc.addWorker(WorkerConfig{})
 	}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -222,8 +223,9 @@ func reportJob(w io.Writer, c *mapreduce.Coordinator, err error, out string) err
 
 // mrPool is the worker processes of flotilla mr run.
 type mrPool struct {
-	procs []*exec.Cmd
-	wg    sync.WaitGroup
+	procs   []*exec.Cmd
+	wg      sync.WaitGroup
+	killing atomic.Bool // stop kills the workers: their exits are not news
 }
 
 func startMRWorkers(ctx context.Context, log io.Writer, n int, addr, jobID string, o mrJobOpts) (*mrPool, error) {
@@ -251,7 +253,7 @@ func startMRWorkers(ctx context.Context, log io.Writer, n int, addr, jobID strin
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			if err := cmd.Wait(); err != nil && ctx.Err() == nil {
+			if err := cmd.Wait(); err != nil && ctx.Err() == nil && !p.killing.Load() {
 				fmt.Fprintf(log, "worker %d (pid %d) exited: %v\n", i, cmd.Process.Pid, err)
 			}
 		}()
@@ -269,6 +271,7 @@ func (p *mrPool) stop() {
 		return
 	case <-time.After(2 * time.Second):
 	}
+	p.killing.Store(true)
 	for _, c := range p.procs {
 		c.Process.Kill()
 	}
