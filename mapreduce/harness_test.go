@@ -23,7 +23,7 @@ var quiet = slog.New(slog.DiscardHandler)
 
 // testCluster is a coordinator and in-process workers on 127.0.0.1.
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	c     *Coordinator
 	addr  string
 	ctx   context.Context
@@ -47,7 +47,7 @@ func fastConfig(job Job, inputs []string, out string) Config {
 		BackupAfter: time.Minute, Logger: quiet}
 }
 
-func startCluster(t *testing.T, cfg Config) *testCluster {
+func startCluster(t testing.TB, cfg Config) *testCluster {
 	t.Helper()
 	c, err := NewCoordinator(cfg)
 	if err != nil {
@@ -123,7 +123,7 @@ func (tc *testCluster) shutdown() {
 
 // corpus writes n files of random words (Zipf-ish over a vocabulary)
 // totalling about size bytes, and returns their paths.
-func corpus(t *testing.T, seed uint64, n, size int) []string {
+func corpus(t testing.TB, seed uint64, n, size int) []string {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 1))
 	vocab := make([]string, 2000)

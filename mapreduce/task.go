@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,9 +25,12 @@ import (
 // Partition returns the reduce partition of key: a hash of the key modulo
 // reduces (MapReduce paper §4.1).
 func Partition(key string, reduces int) int {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return int(h.Sum32() % uint32(reduces))
+	h := uint32(2166136261) // FNV-1a, 32 bits
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(reduces))
 }
 
 // runMap runs a map attempt: read the split from the coordinator, map it,
@@ -74,8 +76,10 @@ func (w *worker) runMap(ctx context.Context, t *mrpb.Task) error {
 	return os.Rename(tmp, filepath.Join(w.dir, mapDir(int(t.GetIndex()), t.GetAttempt())))
 }
 
+// sortKVs sorts by key; the order of one key's values is unspecified, as
+// in the paper.
 func sortKVs(kvs []KV) {
-	slices.SortStableFunc(kvs, func(a, b KV) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(kvs, func(a, b KV) int { return strings.Compare(a.Key, b.Key) })
 }
 
 func seq(kvs []KV) func(func(string, string) bool) {

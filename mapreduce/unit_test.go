@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"hash/fnv"
 	"net"
 	"os"
 	"path/filepath"
@@ -312,6 +313,16 @@ func TestWorkerFetchOtherJob(t *testing.T) {
 		}
 		if status.Code(err) != code {
 			t.Errorf("fetch for job %s: %v, want %v", job, err, code)
+		}
+	}
+}
+
+func TestPartitionIsFNV1a(t *testing.T) {
+	for _, k := range []string{"", "a", "hello", "Grüße"} {
+		h := fnv.New32a()
+		h.Write([]byte(k))
+		if got, want := Partition(k, 7), int(h.Sum32()%7); got != want {
+			t.Errorf("Partition(%q, 7) = %d, want %d", k, got, want)
 		}
 	}
 }
