@@ -183,7 +183,19 @@ func (c *Coordinator) Run(ctx context.Context, lis net.Listener) error {
 	mrpb.RegisterCoordinatorServer(srv, c)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	defer func() { srv.Stop(); <-served }()
+	defer func() {
+		// Let answers in flight (the last "exit" to a worker) reach their
+		// workers, but do not wait on a stuck stream.
+		stopped := make(chan struct{})
+		go func() { srv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(time.Second):
+			srv.Stop()
+			<-stopped
+		}
+		<-served
+	}()
 
 	err := c.watch(ctx)
 	c.finish(err)
