@@ -244,3 +244,19 @@ func TestAdminHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleWorkerRefused: a worker of an earlier job (one that expects
+// another job ID) is refused by the coordinator and exits with an error.
+func TestStaleWorkerRefused(t *testing.T) {
+	files := writeFiles(t, "a\n")
+	tc := startCluster(t, fastConfig(Job{App: "wc", Reduces: 1}, files, filepath.Join(t.TempDir(), "out")))
+	i := tc.addWorker(WorkerConfig{JobID: "0123456789abcdef"})
+	err := <-tc.workers[i].done
+	tc.workers[i].done <- nil
+	if err == nil || !strings.Contains(err.Error(), "not \"0123456789abcdef\"") {
+		t.Errorf("stale worker = %v, want a refusal naming its job", err)
+	}
+	if st := tc.c.Progress(); st.Workers != 0 {
+		t.Errorf("stale worker registered: %v", st)
+	}
+}
