@@ -147,7 +147,7 @@ func TestBinaryCoordinatorWorkers(t *testing.T) {
 	}
 	var workers []*exec.Cmd
 	for range 2 {
-		w := exec.CommandContext(ctx, bin, "mr", "worker", "--coordinator", m[2], "--job", m[1])
+		w := exec.CommandContext(ctx, bin, "mr", "worker", "--coordinator", m[2], "--job", m[1], "--dir", t.TempDir())
 		if err := w.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +209,7 @@ func TestBinaryWorkerSIGSTOP(t *testing.T) {
 	}()
 	workers := map[int]*exec.Cmd{}
 	for range 2 {
-		w := exec.CommandContext(ctx, bin, "mr", "worker", "--coordinator", m[2], "--allow-exec")
+		w := exec.CommandContext(ctx, bin, "mr", "worker", "--coordinator", m[2], "--allow-exec", "--dir", t.TempDir())
 		if err := w.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -326,3 +326,20 @@ func TestPartitionIsFNV1a(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParsePairs(f *testing.F) {
+	f.Add([]byte("a\t1\nb\n\tc\r\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n := 0
+		err := parsePairs(bytes.NewReader(data), func(k, v string) error {
+			if len(k) > MaxRecord || len(v) > MaxRecord || strings.Contains(k, "\n") {
+				t.Fatalf("pair %q %q", k, v)
+			}
+			n++
+			return nil
+		})
+		if err == nil && n > bytes.Count(data, []byte("\n"))+1 {
+			t.Fatalf("%d pairs from %d lines", n, bytes.Count(data, []byte("\n"))+1)
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -226,6 +227,7 @@ type mrPool struct {
 	procs   []*exec.Cmd
 	wg      sync.WaitGroup
 	killing atomic.Bool // stop kills the workers: their exits are not news
+	dir     string      // the workers' directories, removed by stop
 }
 
 func startMRWorkers(ctx context.Context, log io.Writer, n int, addr, jobID string, o mrJobOpts) (*mrPool, error) {
@@ -233,9 +235,15 @@ func startMRWorkers(ctx context.Context, log io.Writer, n int, addr, jobID strin
 	if err != nil {
 		return nil, fmt.Errorf("finding the flotilla binary for the workers: %w", err)
 	}
-	p := &mrPool{}
+	// The workers' intermediate files live under one directory that stop
+	// removes, even when a worker was killed before it could clean up.
+	dir, err := os.MkdirTemp("", "flotilla-mr-run-")
+	if err != nil {
+		return nil, fmt.Errorf("a directory for the workers: %w", err)
+	}
+	p := &mrPool{dir: dir}
 	for i := range n {
-		args := []string{"mr", "worker", "--coordinator", addr, "--job", jobID}
+		args := []string{"mr", "worker", "--coordinator", addr, "--job", jobID, "--dir", filepath.Join(dir, fmt.Sprintf("w%d", i))}
 		if o.cfg.Job.App == "exec" {
 			args = append(args, "--allow-exec")
 		}
@@ -264,6 +272,7 @@ func startMRWorkers(ctx context.Context, log io.Writer, n int, addr, jobID strin
 // stop gives the workers a moment to exit on their own (they do when the
 // job is over), then kills the rest.
 func (p *mrPool) stop() {
+	defer os.RemoveAll(p.dir)
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
 	select {
