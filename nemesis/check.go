@@ -15,14 +15,27 @@ import (
 )
 
 // final is the healed cluster's state: every member's status at one
-// applied index, and each member's local (serializable) value of every key.
+// applied index, each member's local (serializable) value of every key,
+// and the members that exited on their own during the run.
 type final struct {
 	statuses []*kvpb.StatusResponse
 	local    map[uint64]map[string]Output // member -> key -> value
+	crashes  []string
 }
 
-// allKeys are the keys whose final values are read.
-func allKeys() []string { return append(slices.Clone(registerKeys), appendKeys...) }
+// keysOf returns the keys of the events, sorted.
+func keysOf(ev []Event) []string {
+	seen := map[string]bool{}
+	var keys []string
+	for _, e := range ev {
+		if !seen[e.In.Key] {
+			seen[e.In.Key] = true
+			keys = append(keys, e.In.Key)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
 
 // finish waits for the healed members to converge, appends a linearizable
 // read of every key to the history (so that the linearizability check also
@@ -30,6 +43,7 @@ func allKeys() []string { return append(slices.Clone(registerKeys), appendKeys..
 // key. If the applied index moves meanwhile (a write left in flight by a
 // timed-out client commits late), it does it all again.
 func finish(ctx context.Context, c *cluster, h *history) (*final, error) {
+	keys := keysOf(h.events())
 	kvc, err := kvclient.New(kvclient.Config{Endpoints: c.endpoints(), AttemptTimeout: time.Second})
 	if err != nil {
 		return nil, err
@@ -40,12 +54,12 @@ func finish(ctx context.Context, c *cluster, h *history) (*final, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := finalReads(ctx, kvc, h); err != nil {
+		if err := finalReads(ctx, kvc, h, keys); err != nil {
 			return nil, err
 		}
 		fin := &final{statuses: sts, local: map[uint64]map[string]Output{}}
 		for _, m := range c.members {
-			if fin.local[m.id], err = localReads(ctx, m); err != nil {
+			if fin.local[m.id], err = localReads(ctx, m, keys); err != nil {
 				return nil, err
 			}
 		}
@@ -54,6 +68,7 @@ func finish(ctx context.Context, c *cluster, h *history) (*final, error) {
 			return nil, err
 		}
 		if again[0].AppliedIndex == sts[0].AppliedIndex {
+			fin.crashes = c.crashed()
 			return fin, nil
 		}
 	}
@@ -61,8 +76,8 @@ func finish(ctx context.Context, c *cluster, h *history) (*final, error) {
 }
 
 // finalReads reads every key linearizably, as client 0, into the history.
-func finalReads(ctx context.Context, kvc *kvclient.Client, h *history) error {
-	for _, k := range allKeys() {
+func finalReads(ctx context.Context, kvc *kvclient.Client, h *history, keys []string) error {
+	for _, k := range keys {
 		in := Input{Op: OpGet, Key: k}
 		err := poll(ctx, 50*time.Millisecond, func() error {
 			e := Event{Client: 0, In: in, Call: h.now()}
@@ -82,14 +97,14 @@ func finalReads(ctx context.Context, kvc *kvclient.Client, h *history) error {
 }
 
 // localReads reads every key from m's own store (a serializable read).
-func localReads(ctx context.Context, m *member) (map[string]Output, error) {
+func localReads(ctx context.Context, m *member, keys []string) (map[string]Output, error) {
 	one, err := kvclient.New(kvclient.Config{Endpoints: []string{m.client}, AttemptTimeout: time.Second})
 	if err != nil {
 		return nil, err
 	}
 	defer one.Close()
 	vals := map[string]Output{}
-	for _, k := range allKeys() {
+	for _, k := range keys {
 		out, err := apply(ctx, one, Input{Op: OpGet, Key: k}, kvclient.Serializable())
 		if err != nil {
 			return nil, fmt.Errorf("nemesis: local read of %s on member %d: %w", k, m.id, err)
@@ -105,13 +120,23 @@ const (
 	CheckLostWrites   = "no lost or duplicated writes"
 	CheckReplicas     = "replicas agree"
 	CheckProgress     = "progress"
+	CheckCrashes      = "no member crashed"
 )
 
 // check runs every check on the history and the final state. info is
 // porcupine's, for the timeline.
 func check(ev []Event, fin *final, timeout time.Duration) ([]Check, porcupine.LinearizationInfo) {
 	lin, info := checkLinearizable(ev, timeout)
-	return []Check{lin, checkLostWrites(ev), checkReplicas(ev, fin), checkProgress(ev)}, info
+	return []Check{lin, checkLostWrites(ev), checkReplicas(ev, fin), checkProgress(ev), checkCrashes(fin)}, info
+}
+
+// checkCrashes fails a run in which a member exited without being killed
+// (the heal restarted it, so the other checks would not notice).
+func checkCrashes(fin *final) Check {
+	if len(fin.crashes) > 0 {
+		return Check{Name: CheckCrashes, Detail: summarize(fin.crashes)}
+	}
+	return Check{Name: CheckCrashes, OK: true, Detail: "every exit was a kill -9 by the nemesis"}
 }
 
 func checkLinearizable(ev []Event, timeout time.Duration) (Check, porcupine.LinearizationInfo) {
@@ -158,7 +183,10 @@ func checkLostWrites(ev []Event) Check {
 	vals := finalValues(ev)
 	var problems []string
 	n := 0
-	for _, k := range appendKeys {
+	for _, k := range keysOf(ev) {
+		if !isAppendKey(k) {
+			continue
+		}
 		seen := map[string]int{}
 		for _, tok := range appendTokens(vals[k].Value) {
 			seen[tok]++
@@ -201,7 +229,7 @@ func checkReplicas(ev []Event, fin *final) Check {
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		for _, k := range allKeys() {
+		for _, k := range keysOf(ev) {
 			if got, want := fin.local[id][k], vals[k]; got != want {
 				problems = append(problems, fmt.Sprintf("member %d has %s = %s, the final read gave %s", id, k, describeOutput(got), describeOutput(want)))
 			}

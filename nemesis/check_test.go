@@ -29,8 +29,8 @@ func agreeing(vals map[string]Output) *final {
 	for id := uint64(1); id <= 3; id++ {
 		fin.statuses = append(fin.statuses, &kvpb.StatusResponse{MemberId: id, AppliedIndex: 10, StateHash: 7, Keys: 2})
 		fin.local[id] = map[string]Output{}
-		for _, k := range allKeys() {
-			fin.local[id][k] = vals[k]
+		for k, v := range vals {
+			fin.local[id][k] = v
 		}
 	}
 	return fin
@@ -109,6 +109,14 @@ func TestCheckerCatchesLostWrite(t *testing.T) {
 			f.local[3]["r0"] = Output{}
 		},
 		fails: []string{CheckReplicas},
+	}, {
+		name: "member crashed",
+		h: []Event{
+			ev(1, put("r0", "c1.1"), Output{}, 0, 10),
+			ev(0, get("r0"), found("c1.1"), 100, 110),
+		},
+		fin:   func(f *final) { f.crashes = []string{"member 2 exited on its own"} },
+		fails: []string{CheckCrashes},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			fin := agreeing(finalValues(tc.h))

@@ -11,8 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flotilla-dev/flotilla/kv/kvclient"
@@ -31,6 +34,9 @@ type member struct {
 	exited              chan struct{} // closed once cmd has exited
 	starts              int
 	paused              bool
+	// killing is set before the nemesis kills the process, so that its
+	// waiter can tell a kill from a crash.
+	killing atomic.Bool
 }
 
 func (m *member) running() bool {
@@ -53,6 +59,9 @@ type cluster struct {
 	members []*member
 	status  *kvclient.Client // one attempt per Status call
 	http    *http.Client
+
+	mu      sync.Mutex
+	crashes []string // members that exited without being killed; guarded by mu
 }
 
 // startCluster writes the cluster's config with free ports and starts
@@ -126,9 +135,15 @@ func (c *cluster) start(m *member) error {
 	}
 	exited := make(chan struct{})
 	m.cmd, m.exited, m.paused = cmd, exited, false
+	m.killing.Store(false)
 	go func() {
-		cmd.Wait()
+		err := cmd.Wait()
 		logf.Close()
+		if !m.killing.Load() {
+			c.mu.Lock()
+			c.crashes = append(c.crashes, fmt.Sprintf("member %d exited on its own (%v; see %s)", m.id, err, m.logPath))
+			c.mu.Unlock()
+		}
 		close(exited)
 	}()
 	return nil
@@ -151,6 +166,7 @@ func (c *cluster) kill(m *member) error {
 		return nil
 	}
 	c.note(m, "kill -9")
+	m.killing.Store(true)
 	if err := m.cmd.Process.Kill(); err != nil {
 		return fmt.Errorf("nemesis: killing member %d: %w", m.id, err)
 	}
@@ -304,6 +320,7 @@ func describeStatuses(sts []*kvpb.StatusResponse) string {
 func (c *cluster) stop() {
 	for _, m := range c.members {
 		if m.running() {
+			m.killing.Store(true)
 			if m.paused {
 				signalCont(m.cmd.Process)
 			}
@@ -331,4 +348,11 @@ func poll(ctx context.Context, interval time.Duration, f func() error) error {
 		case <-t.C:
 		}
 	}
+}
+
+// crashed returns the members that exited without being killed.
+func (c *cluster) crashed() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.crashes)
 }

@@ -84,6 +84,11 @@ type Options struct {
 	// FaultMin and FaultMax bound how long a fault lasts, and QuietMin and
 	// QuietMax the pause between faults. Defaults 1 s–3 s and 0.5 s–1.5 s.
 	FaultMin, FaultMax, QuietMin, QuietMax time.Duration
+	// KeyEpoch is how long the clients use the same keys before they move
+	// to fresh ones (r0.0 … a3.0, then r0.1 …). It keeps every key's
+	// history short: porcupine's cost grows with the square of a key's
+	// history, and an append key's value with its length. Default 5 s.
+	KeyEpoch time.Duration
 	// OpTimeout bounds one client operation, retries included; one that
 	// takes longer has an unknown outcome. Default 3 s.
 	OpTimeout time.Duration
@@ -119,6 +124,7 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.QuietMin, 500*time.Millisecond)
 	def(&o.QuietMax, 1500*time.Millisecond)
 	def(&o.OpTimeout, 3*time.Second)
+	def(&o.KeyEpoch, 5*time.Second)
 	def(&o.CheckTimeout, 2*time.Minute)
 	if o.Nodes <= 0 {
 		o.Nodes = 3

@@ -51,7 +51,7 @@ func (r *Result) Summary() string {
 		faults = append(faults, string(f))
 	}
 	fmt.Fprintf(&b, "flotilla nemesis: %s\n\n", verdict)
-	fmt.Fprintf(&b, "seed %d, %d members, %d clients, faults [%s], tick %v, fsync %v\n", o.Seed, o.Nodes, o.Clients, strings.Join(faults, ","), o.Tick, !o.NoSync)
+	fmt.Fprintf(&b, "seed %d, %d members, %d clients, faults [%s], tick %v, fsync %v, new keys every %v\n", o.Seed, o.Nodes, o.Clients, strings.Join(faults, ","), o.Tick, !o.NoSync, o.KeyEpoch)
 	fmt.Fprintf(&b, "clients ran %v under faults; the whole run took %v (%s to %s UTC)\n", o.Duration,
 		r.End.Sub(r.Start).Round(100*time.Millisecond), r.Start.UTC().Format(time.TimeOnly), r.End.UTC().Format(time.TimeOnly))
 	s := r.Stats()

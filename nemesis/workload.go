@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 
 	"github.com/flotilla-dev/flotilla/kv/kvclient"
 )
 
-// The keys the clients use. Register keys take Put, CAS, Delete and Get;
+// The keys the clients use, each suffixed with the key epoch (".0", ".1",
+// ...: Options.KeyEpoch). Register keys take Put, CAS, Delete and Get;
 // append keys take only Append and Get, so that the final value of an
 // append key lists every append applied to it, which the lost-write check
 // compares with the acknowledged ones.
@@ -17,6 +19,9 @@ var (
 	registerKeys = []string{"r0", "r1", "r2", "r3"}
 	appendKeys   = []string{"a0", "a1", "a2", "a3"}
 )
+
+// isAppendKey reports whether k is one of appendKeys (in some epoch).
+func isAppendKey(k string) bool { return strings.HasPrefix(k, "a") }
 
 // workload is the set of concurrent clients.
 type workload struct {
@@ -65,7 +70,7 @@ func (w *workload) run(ctx context.Context) {
 		}
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				w.do(ctx, c, c.next())
+				w.do(ctx, c, w.next(c))
 			}
 		})
 	}
@@ -83,18 +88,19 @@ func (w *workload) close() {
 	}
 }
 
-// next picks the client's next operation.
-func (c *client) next() Input {
+// next picks the client's next operation, on a key of the current epoch.
+func (w *workload) next(c *client) Input {
 	c.n++
 	val := fmt.Sprintf("c%d.%d", c.id, c.n)
+	epoch := w.h.now() / int64(w.opts.KeyEpoch)
 	if c.rng.IntN(2) == 0 {
-		k := appendKeys[c.rng.IntN(len(appendKeys))]
+		k := fmt.Sprintf("%s.%d", appendKeys[c.rng.IntN(len(appendKeys))], epoch)
 		if c.rng.IntN(10) < 4 {
 			return Input{Op: OpGet, Key: k}
 		}
 		return Input{Op: OpAppend, Key: k, Value: val + tokenEnd}
 	}
-	k := registerKeys[c.rng.IntN(len(registerKeys))]
+	k := fmt.Sprintf("%s.%d", registerKeys[c.rng.IntN(len(registerKeys))], epoch)
 	switch r := c.rng.IntN(10); {
 	case r < 4:
 		return Input{Op: OpGet, Key: k}
