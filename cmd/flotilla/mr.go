@@ -22,7 +22,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/flotilla-dev/flotilla/internal/admin"
 	"github.com/flotilla-dev/flotilla/mapreduce"
@@ -389,6 +391,9 @@ or lost map outputs, backup attempts, and live workers.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 			defer cancel()
 			resp, err := mrpb.NewCoordinatorClient(cc).Status(ctx, &mrpb.StatusRequest{})
+			if status.Code(err) == codes.Unavailable || status.Code(err) == codes.DeadlineExceeded {
+				return fmt.Errorf("no coordinator answers at %s (is a job running there? pass its address with --coordinator): %w", addr, err)
+			}
 			if err != nil {
 				return fmt.Errorf("coordinator %s: %w", addr, err)
 			}
