@@ -56,7 +56,8 @@ type Config struct {
 	// BackupAfter is the least time an attempt runs before it may get a
 	// backup attempt near the end of its phase; default 2s. An attempt
 	// also must have run BackupFactor (default 3) times the median time
-	// of the phase's completed attempts.
+	// of the phase's completed attempts, or, before any completed, ten
+	// times BackupAfter.
 	BackupAfter  time.Duration
 	BackupFactor float64
 	// NoBackups turns backup attempts off.

@@ -206,18 +206,26 @@ func (s *sched) start(t *task, worker uint64, now time.Time) assignment {
 	return assignment{t: t, att: att, try: t.tries}
 }
 
+// noEvidence multiplies backupAfter while a phase has no completed attempt.
+const noEvidence = 10
+
 // straggler returns the in-progress task of phase whose only attempt, on
 // another worker, has run longest, if it has run longer than the backup
-// threshold. It is only called when the phase has no idle task left, that
+// threshold: max(backupAfter, backupFactor × the median time of the
+// phase's completed attempts), or noEvidence × backupAfter before any
+// completed. It is only called when the phase has no idle task left, that
 // is near the end of the phase.
 func (s *sched) straggler(phase []*task, worker uint64, now time.Time) *task {
 	if s.cfg.noBackups || len(phase) == 0 {
 		return nil
 	}
-	limit := s.cfg.backupAfter
+	// With no completed attempt to compare to, only a task that runs far
+	// longer than backupAfter is a straggler: a phase with fewer tasks
+	// than workers must not run every task twice.
+	limit := noEvidence * s.cfg.backupAfter
 	if d := s.took[phase[0].kind]; len(d) > 0 {
 		med := slices.Sorted(slices.Values(d))[len(d)/2]
-		limit = max(limit, time.Duration(float64(med)*s.cfg.backupFactor))
+		limit = max(s.cfg.backupAfter, time.Duration(float64(med)*s.cfg.backupFactor))
 	}
 	var best *task
 	for _, t := range phase {

@@ -177,6 +177,21 @@ func TestSchedLostWorker(t *testing.T) {
 	}
 }
 
+// TestSchedNoEarlyBackup: a phase with fewer tasks than workers does not
+// back up its tasks before any completes, unless they run for long.
+func TestSchedNoEarlyBackup(t *testing.T) {
+	now := time.Unix(0, 0)
+	s := newSched(schedConfig{workerTimeout: time.Hour, backupAfter: time.Second, backupFactor: 3, maxFailures: 3}, make([]Split, 1), 1)
+	w1, w2 := s.register("a:1", now), s.register("b:1", now)
+	s.next(w1, now)
+	if _, ok, _, _ := s.next(w2, now.Add(5*time.Second)); ok {
+		t.Fatal("backup with no completed attempt to compare to")
+	}
+	if _, ok, _, _ := s.next(w2, now.Add(11*time.Second)); !ok {
+		t.Fatal("no backup of a task running 11 times backupAfter")
+	}
+}
+
 // TestSchedBackup: the last straggling task gets one backup on another
 // worker, and the loser is cancelled.
 func TestSchedBackup(t *testing.T) {
