@@ -57,18 +57,25 @@ func spacedCorpus(t *testing.T, n, lines int) []string {
 }
 
 // TestBinaryWorkerSIGKILL runs flotilla mr run with three worker processes
-// and kills, with SIGKILL, the worker that runs the first map task's first
-// attempt (the map script parks it there): the job completes with the
-// right output and reports the re-run.
+// and kills, with SIGKILL, the worker that runs the first attempt of the
+// first map (or reduce) task, where the script parks it: the job completes
+// with the right output and reports the re-run. Killed in the reduce
+// phase, the worker also takes the map outputs it held with it.
 func TestBinaryWorkerSIGKILL(t *testing.T) {
+	for _, phase := range []string{"map", "reduce"} {
+		t.Run(phase, func(t *testing.T) { testBinarySIGKILL(t, phase) })
+	}
+}
+
+func testBinarySIGKILL(t *testing.T, phase string) {
 	bin := flotillaBin(t)
 	files := spacedCorpus(t, 3, 3000)
 	dir := t.TempDir()
 	mark, out := filepath.Join(dir, "parked"), filepath.Join(dir, "out")
-	mapCmd := fmt.Sprintf(`if [ "$MR_TASK" = 0 ] && [ "$MR_TRY" = 1 ]; then echo "$PPID $$" > %[1]s.tmp && mv %[1]s.tmp %[1]s; exec sleep 60; fi; %[2]s`, mark, awkMap)
+	park := fmt.Sprintf(`if [ "$MR_KIND" = %[1]s ] && [ "$MR_TASK" = 0 ] && [ "$MR_TRY" = 1 ]; then echo "$PPID $$" > %[2]s.tmp && mv %[2]s.tmp %[2]s; exec sleep 60; fi; `, phase, mark)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"mr", "run", "--app", "exec", "--map", mapCmd, "--reduce", awkSum,
+	cmd := exec.CommandContext(ctx, bin, append([]string{"mr", "run", "--app", "exec", "--map", park + awkMap, "--reduce", park + awkSum,
 		"--reduces", "3", "--workers", "3", "--split-size", "16KiB", "--heartbeat", "50ms", "--worker-timeout", "500ms", "--out", out}, files...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -76,7 +83,7 @@ func TestBinaryWorkerSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pids []int
-	waitFor(t, 30*time.Second, "the parked map task", func() bool {
+	waitFor(t, 30*time.Second, "the parked "+phase+" task", func() bool {
 		b, err := os.ReadFile(mark)
 		if err != nil {
 			return false
