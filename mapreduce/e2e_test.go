@@ -62,12 +62,18 @@ func spacedCorpus(t *testing.T, n, lines int) []string {
 // with the right output and reports the re-run. Killed in the reduce
 // phase, the worker also takes the map outputs it held with it.
 func TestBinaryWorkerSIGKILL(t *testing.T) {
-	for _, phase := range []string{"map", "reduce"} {
-		t.Run(phase, func(t *testing.T) { testBinarySIGKILL(t, phase) })
+	for _, tt := range []struct {
+		name    string
+		phase   string
+		workers int
+	}{{"map", "map", 3}, {"reduce", "reduce", 3}, {"only-worker", "map", 1}} {
+		// With one worker, the job finishes only because flotilla mr run
+		// starts a new worker in the killed one's place.
+		t.Run(tt.name, func(t *testing.T) { testBinarySIGKILL(t, tt.phase, tt.workers) })
 	}
 }
 
-func testBinarySIGKILL(t *testing.T, phase string) {
+func testBinarySIGKILL(t *testing.T, phase string, workers int) {
 	bin := flotillaBin(t)
 	files := spacedCorpus(t, 3, 3000)
 	dir := t.TempDir()
@@ -76,7 +82,7 @@ func testBinarySIGKILL(t *testing.T, phase string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"mr", "run", "--app", "exec", "--map", park + awkMap, "--reduce", park + awkSum,
-		"--reduces", "3", "--workers", "3", "--split-size", "16KiB", "--heartbeat", "50ms", "--worker-timeout", "500ms", "--out", out}, files...)...)
+		"--reduces", "3", "--workers", strconv.Itoa(workers), "--split-size", "16KiB", "--heartbeat", "50ms", "--worker-timeout", "500ms", "--out", out}, files...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -105,7 +111,8 @@ func testBinarySIGKILL(t *testing.T, phase string) {
 	if diff := cmp.Diff(fieldCounts(t, files), readOutput(t, out, 3)); diff != "" {
 		t.Errorf("output (-want +got):\n%s", diff)
 	}
-	if !regexp.MustCompile(`rerun [1-9]`).Match(stderr.Bytes()) || !strings.Contains(stdout.String(), "done in") {
+	if !regexp.MustCompile(`rerun [1-9]`).Match(stderr.Bytes()) || !strings.Contains(stdout.String(), "done in") ||
+		!strings.Contains(stderr.String(), "starting another") {
 		t.Errorf("progress does not show the re-run:\nstdout:\n%s\nstderr:\n%s", &stdout, &stderr)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -124,7 +123,8 @@ lost worker, and backup attempts of stragglers.
 The output directory gets one file per reduce partition (part-00000, ...)
 with lines "key value", and _SUCCESS once every partition is in place. A
 failed job leaves no partition behind. Kill a worker (kill -9) while it
-runs: its tasks are re-run by the others.`,
+runs: its tasks are re-run by the others, and run starts a new worker in
+its place (up to 10 times per worker).`,
 		Example: `  flotilla mr run --app wc --reduces 4 --workers 3 --out counts books/*.txt
   flotilla mr run --app grep --pattern '\bfoo\b' --out matches src/*.go
   flotilla mr run --app exec --map "tr -s ' ' '\n' | awk 'NF {print \$1 \"\t1\"}'" \
@@ -224,13 +224,26 @@ func reportJob(w io.Writer, c *mapreduce.Coordinator, err error, out string) err
 	return nil
 }
 
-// mrPool is the worker processes of flotilla mr run.
+// mrPool is the worker processes of flotilla mr run. A worker that dies
+// before the job is over is replaced, up to maxRespawns times per worker
+// slot, so that killing workers cannot stall the job.
 type mrPool struct {
-	procs   []*exec.Cmd
-	wg      sync.WaitGroup
-	killing atomic.Bool // stop kills the workers: their exits are not news
-	dir     string      // the workers' directories, removed by stop
+	ctx  context.Context
+	log  io.Writer
+	exe  string
+	args func(slot int) []string
+	dir  string // the workers' directories, removed by stop
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	procs    []*exec.Cmd
+	over     bool        // stop was called: no more workers start
+	respawns map[int]int // per slot
 }
+
+// maxRespawns bounds how often one worker slot is refilled: workers that
+// die at once (a broken setup) must not loop forever.
+const maxRespawns = 10
 
 func startMRWorkers(ctx context.Context, log io.Writer, n int, addr, jobID string, o mrJobOpts) (*mrPool, error) {
 	exe, err := os.Executable()
@@ -243,38 +256,71 @@ func startMRWorkers(ctx context.Context, log io.Writer, n int, addr, jobID strin
 	if err != nil {
 		return nil, fmt.Errorf("a directory for the workers: %w", err)
 	}
-	p := &mrPool{dir: dir}
-	for i := range n {
-		args := []string{"mr", "worker", "--coordinator", addr, "--job", jobID, "--dir", filepath.Join(dir, fmt.Sprintf("w%d", i))}
+	p := &mrPool{ctx: ctx, log: log, exe: exe, dir: dir, respawns: map[int]int{}}
+	p.args = func(slot int) []string {
+		args := []string{"mr", "worker", "--coordinator", addr, "--job", jobID, "--dir", filepath.Join(dir, fmt.Sprintf("w%d", slot))}
 		if o.cfg.Job.App == "exec" {
 			args = append(args, "--allow-exec")
 		}
 		if o.verbose {
 			args = append(args, "--verbose")
 		}
-		cmd := exec.Command(exe, args...)
-		cmd.Stdout, cmd.Stderr = log, log
-		cmd.SysProcAttr = childProcAttr()
-		if err := cmd.Start(); err != nil {
+		return args
+	}
+	for i := range n {
+		if err := p.spawn(i); err != nil {
 			p.stop()
-			return nil, fmt.Errorf("starting worker %d: %w", i, err)
+			return nil, err
 		}
-		p.procs = append(p.procs, cmd)
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			if err := cmd.Wait(); err != nil && ctx.Err() == nil && !p.killing.Load() {
-				fmt.Fprintf(log, "worker %d (pid %d) exited: %v\n", i, cmd.Process.Pid, err)
-			}
-		}()
 	}
 	return p, nil
+}
+
+// spawn starts the worker of slot and watches it.
+func (p *mrPool) spawn(slot int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.over {
+		return nil
+	}
+	cmd := exec.Command(p.exe, p.args(slot)...)
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	cmd.SysProcAttr = childProcAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting worker %d: %w", slot, err)
+	}
+	p.procs = append(p.procs, cmd)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		err := cmd.Wait()
+		p.mu.Lock()
+		over := p.over || p.ctx.Err() != nil
+		p.respawns[slot]++
+		n := p.respawns[slot]
+		p.mu.Unlock()
+		if err == nil || over {
+			return
+		}
+		if n > maxRespawns {
+			fmt.Fprintf(p.log, "worker %d (pid %d) exited: %v; not restarted (it died %d times)\n", slot, cmd.Process.Pid, err, n)
+			return
+		}
+		fmt.Fprintf(p.log, "worker %d (pid %d) exited: %v; starting another\n", slot, cmd.Process.Pid, err)
+		if err := p.spawn(slot); err != nil {
+			fmt.Fprintln(p.log, err)
+		}
+	}()
+	return nil
 }
 
 // stop gives the workers a moment to exit on their own (they do when the
 // job is over), then kills the rest.
 func (p *mrPool) stop() {
 	defer os.RemoveAll(p.dir)
+	p.mu.Lock()
+	p.over = true
+	p.mu.Unlock()
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
 	select {
@@ -282,10 +328,11 @@ func (p *mrPool) stop() {
 		return
 	case <-time.After(2 * time.Second):
 	}
-	p.killing.Store(true)
+	p.mu.Lock()
 	for _, c := range p.procs {
 		c.Process.Kill()
 	}
+	p.mu.Unlock()
 	<-done
 }
 
