@@ -40,7 +40,11 @@ func (s *schedule) run(ctx context.Context) error {
 			return nil
 		}
 		kind := s.opts.Faults[s.rng.IntN(len(s.opts.Faults))]
-		undo, desc, err := s.inject(ctx, kind)
+		// Inject even if ctx ends meanwhile (it is then undone at once):
+		// a request cut short could leave a cut half made.
+		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		undo, desc, err := s.inject(ictx, kind)
+		cancel()
 		if err != nil {
 			return err
 		}
