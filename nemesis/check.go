@@ -136,7 +136,7 @@ func checkCrashes(fin *final) Check {
 	if len(fin.crashes) > 0 {
 		return Check{Name: CheckCrashes, Detail: summarize(fin.crashes)}
 	}
-	return Check{Name: CheckCrashes, OK: true, Detail: "every exit was a kill -9 by the nemesis"}
+	return Check{Name: CheckCrashes, OK: true, Detail: "no member exited on its own"}
 }
 
 func checkLinearizable(ev []Event, timeout time.Duration) (Check, porcupine.LinearizationInfo) {
