@@ -228,6 +228,29 @@ func (c *cluster) cut(ctx context.Context, m *member, to, from []uint64) error {
 	return nil
 }
 
+// slowFsync sets m's injected fsync delay (0: none), keeping no cut.
+func (c *cluster) slowFsync(ctx context.Context, m *member, ms int64) error {
+	c.note(m, "fsync delay %d ms", ms)
+	method, body := http.MethodPost, []byte(fmt.Sprintf(`{"fsync_delay_ms":%d}`, ms))
+	if ms == 0 {
+		method, body = http.MethodDelete, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+m.admin+"/debug/faults", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("nemesis: fault endpoint of member %d: %w", m.id, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("nemesis: fault endpoint of member %d: %s: %s", m.id, resp.Status, bytes.TrimSpace(b))
+	}
+	return nil
+}
+
 // heal resumes every paused member, restarts every stopped one and clears
 // every fault filter, retrying a member whose admin endpoint is not up yet
 // until ctx ends.

@@ -34,10 +34,13 @@ const (
 	// to b are dropped (at a's sending side or b's receiving side), those
 	// from b to a still arrive.
 	FaultOneWay Fault = "oneway"
+	// FaultSlowFsync makes a member's every WAL fsync wait 50 to 300 ms
+	// (a slow disk), through its fault endpoint.
+	FaultSlowFsync Fault = "slow-fsync"
 )
 
 // AllFaults lists every fault, the default of Options.Faults.
-var AllFaults = []Fault{FaultKill, FaultPause, FaultPartition, FaultOneWay}
+var AllFaults = []Fault{FaultKill, FaultPause, FaultPartition, FaultOneWay, FaultSlowFsync}
 
 // ParseFaults parses a comma-separated list of fault names; an empty list
 // gives an empty, non-nil slice (no faults).
@@ -49,7 +52,7 @@ func ParseFaults(s string) ([]Fault, error) {
 			continue
 		}
 		if !slices.Contains(AllFaults, f) {
-			return nil, fmt.Errorf("nemesis: unknown fault %q (want some of kill, pause, partition, oneway)", f)
+			return nil, fmt.Errorf("nemesis: unknown fault %q (want some of kill, pause, partition, oneway, slow-fsync)", f)
 		}
 		if !slices.Contains(fs, f) {
 			fs = append(fs, f)

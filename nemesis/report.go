@@ -81,7 +81,7 @@ func writeReport(r *Result) error {
 	r.SummaryPath = filepath.Join(dir, "summary.txt")
 	r.TimelinePath = filepath.Join(dir, "timeline.html")
 	var ann []porcupine.Annotation
-	colors := map[Fault]string{FaultKill: "#f4a6a6", FaultPause: "#f6d58e", FaultPartition: "#a6c8f4", FaultOneWay: "#c3a6f4"}
+	colors := map[Fault]string{FaultKill: "#f4a6a6", FaultPause: "#f6d58e", FaultPartition: "#a6c8f4", FaultOneWay: "#c3a6f4", FaultSlowFsync: "#a6f4c3"}
 	for _, f := range r.Faults {
 		ann = append(ann, porcupine.Annotation{Tag: "nemesis", Start: f.Start, End: f.End, Description: f.Description,
 			Details: fmt.Sprintf("%s from %.3fs to %.3fs", f.Kind, seconds(f.Start), seconds(f.End)), BackgroundColor: colors[f.Kind]})

@@ -113,6 +113,10 @@ func (s *schedule) inject(ctx context.Context, kind Fault) (undo func(context.Co
 		}
 		desc = fmt.Sprintf("cut %d -> %d one way (at the %s)", from.id, to.id, where)
 		return func(ctx context.Context) error { return s.c.cut(ctx, at, nil, nil) }, desc, s.c.cut(ctx, at, dropTo, dropFrom)
+	case FaultSlowFsync:
+		ms := 50 + s.rng.Int64N(251)
+		desc = fmt.Sprintf("slow fsync on member %d (%d ms each)", m.id, ms)
+		return func(ctx context.Context) error { return s.c.slowFsync(ctx, m, 0) }, desc, s.c.slowFsync(ctx, m, ms)
 	}
 	return nil, "", fmt.Errorf("nemesis: unknown fault %q", kind)
 }

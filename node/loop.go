@@ -263,6 +263,9 @@ func (n *Node) save(hs raft.HardState, ents []raft.Entry, sync bool) error {
 		return nil
 	}
 	start := time.Now()
+	if sync {
+		n.slowDisk()
+	}
 	if err := n.wal.Save(hs, ents, sync); err != nil {
 		return fmt.Errorf("node %d: writing the WAL: %w", n.cfg.ID, err)
 	}

@@ -156,6 +156,8 @@ type Node struct {
 	inConfig     bool
 	voterCount   int
 	removed      bool
+	// syncDelay is an injected delay before every fsync (SetSyncDelay).
+	syncDelay atomic.Int64
 }
 
 type proposal struct {
@@ -385,6 +387,21 @@ func (n *Node) Status() raft.Status {
 // answers it gives. It may trail the core's term while a new term's
 // Ready is being written.
 func (n *Node) Term() uint64 { return n.term.Load() }
+
+// SetSyncDelay makes every WAL fsync of this node wait d first (0 turns it
+// off): a slow disk, for fault-injection tests (flotilla nemesis). Never
+// use it in production.
+func (n *Node) SetSyncDelay(d time.Duration) { n.syncDelay.Store(int64(d)) }
+
+// SyncDelay returns the delay set by SetSyncDelay.
+func (n *Node) SyncDelay() time.Duration { return time.Duration(n.syncDelay.Load()) }
+
+// slowDisk waits the injected delay before an fsync.
+func (n *Node) slowDisk() {
+	if d := n.syncDelay.Load(); d > 0 {
+		time.Sleep(time.Duration(d)) // an injected fault, not a wait for a condition
+	}
+}
 
 // Addr returns the address the transport listens on.
 func (n *Node) Addr() string { return n.tr.Addr() }

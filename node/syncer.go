@@ -28,6 +28,7 @@ func (n *Node) runSyncer() {
 	for {
 		select {
 		case at := <-n.syncReqc:
+			n.slowDisk()
 			err := n.wal.Save(raft.HardState{}, nil, true)
 			select {
 			case n.syncDonec <- syncResult{at, err}:
@@ -90,6 +91,7 @@ func (n *Node) syncNow() error {
 	if n.unsynced == nil && !n.syncing {
 		return nil
 	}
+	n.slowDisk()
 	if err := n.wal.Save(raft.HardState{}, nil, true); err != nil {
 		return fmt.Errorf("node %d: syncing the WAL: %w", n.cfg.ID, err)
 	}

@@ -87,7 +87,7 @@ See docs/nemesis.md.`,
 	}
 	f := cmd.Flags()
 	f.DurationVar(&o.Duration, "duration", 60*time.Second, "how long the clients run under faults (the heal and checks take a few seconds more)")
-	f.StringVar(&faults, "faults", "kill,pause,partition,oneway", "faults to inject, comma-separated: kill, pause, partition, oneway (empty: none)")
+	f.StringVar(&faults, "faults", "kill,pause,partition,oneway,slow-fsync", "faults to inject, comma-separated: kill, pause, partition, oneway, slow-fsync (empty: none)")
 	f.Int64Var(&o.Seed, "seed", 0, "seed of the fault schedule and the clients (default: from the clock, printed)")
 	f.IntVar(&o.Nodes, "nodes", 3, "cluster members")
 	f.IntVar(&o.Clients, "clients", 4, "concurrent clients, each one operation at a time")

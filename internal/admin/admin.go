@@ -100,7 +100,7 @@ func Handler(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	if cfg.Faults != nil {
-		registerFaults(mux, cfg.Faults)
+		registerFaults(mux, cfg.Faults, cfg.Node)
 	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flotilla-dev/flotilla/transport"
 )
@@ -44,7 +45,13 @@ func TestFaultsEndpoint(t *testing.T) {
 	if resp, body := post(`{"drop_too":[2]}`); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("POST with an unknown field: %s %s, want 400", resp.Status, body)
 	}
-	if resp, body := do(t, "DELETE", url); resp.StatusCode != 200 || !strings.Contains(body, `"drop_to":[],"drop_from":[]`) {
-		t.Fatalf("DELETE: %s %s", resp.Status, body)
+	if resp, body := post(`{"fsync_delay_ms":120}`); resp.StatusCode != 200 || !strings.Contains(body, `"fsync_delay_ms":120`) || n.SyncDelay() != 120*time.Millisecond {
+		t.Fatalf("POST fsync_delay_ms: %s %s; node delay %v", resp.Status, body, n.SyncDelay())
+	}
+	if resp, body := post(`{"fsync_delay_ms":20000}`); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("POST an fsync delay over 10 s: %s %s, want 400", resp.Status, body)
+	}
+	if resp, body := do(t, "DELETE", url); resp.StatusCode != 200 || !strings.Contains(body, `"drop_to":[],"drop_from":[]`) || n.SyncDelay() != 0 {
+		t.Fatalf("DELETE: %s %s; node delay %v", resp.Status, body, n.SyncDelay())
 	}
 }
