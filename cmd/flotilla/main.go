@@ -48,15 +48,22 @@ func newRootCmd() *cobra.Command {
 software, all standing on one consensus core written from scratch.
 
 Today it ships a linearizable replicated key-value store (flotilla up starts
-a local cluster; flotilla kv reads and writes it), the pure Raft core under
-it with a deterministic simulator that tries to break it under message loss,
-duplication, reordering, partitions and crashes, and benchmarks.`,
+a local cluster; flotilla kv, member and leader use it), the pure Raft core
+under it with a deterministic simulator, an exhaustive explorer and a nemesis
+that try to break it, TritonHTTP (an HTTP/1.1 file server on raw TCP), dsort
+(a distributed sort) and MapReduce, each with benchmarks against its usual
+peer.`,
 		Example: `  flotilla up
   flotilla kv put greeting hello
   flotilla kv get greeting
   flotilla status
+  flotilla member list
   flotilla sim raft --seeds 1000
-  flotilla bench raft --clients 64 --duration 10s
+  flotilla nemesis --duration 60s
+  flotilla http serve --docroot ./site
+  flotilla sort local in.dat out.dat
+  flotilla mr run --app wc input.txt
+  flotilla bench kv put --clients 64
   flotilla version`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
