@@ -68,6 +68,8 @@ func (n *Node) run() {
 		case <-ticker.C:
 			n.core.Tick()
 			n.ticks++
+			st := n.core.Status()
+			n.tickStatus.Store(&st)
 			n.loseReads(true)
 			n.dropRemovedPeers()
 			n.requestSync()

@@ -158,6 +158,9 @@ type Node struct {
 	removed      bool
 	// syncDelay is an injected delay before every fsync (SetSyncDelay).
 	syncDelay atomic.Int64
+	// tickStatus is the core's status at the loop's last tick (Status's
+	// fallback while the loop is busy).
+	tickStatus atomic.Pointer[raft.Status]
 }
 
 type proposal struct {
@@ -372,15 +375,31 @@ func (n *Node) stoppedErr() error {
 
 // Status returns the core's status (role, term, leader, commit, applied,
 // per-follower progress on the leader).
+//
+// It asks the loop, which answers between two Readies. If the loop does not
+// take the question within StatusTimeout (a stuck disk write, say), Status
+// returns the copy the loop made at its last tick instead, so that the
+// admin endpoint and monitoring keep answering about a wedged node.
 func (n *Node) Status() raft.Status {
 	c := make(chan raft.Status, 1)
+	t := time.NewTimer(StatusTimeout)
+	defer t.Stop()
 	select {
 	case n.statusc <- c:
 		return <-c
 	case <-n.done:
 		return n.lastStatus
+	case <-t.C:
+		if st := n.tickStatus.Load(); st != nil {
+			return *st
+		}
+		return raft.Status{ID: n.cfg.ID}
 	}
 }
+
+// StatusTimeout bounds how long Status waits for the loop before it
+// returns the status of the loop's last tick.
+const StatusTimeout = time.Second
 
 // Term returns the node's term as of its last write of its hard state,
 // without a round trip to the loop (unlike Status): the term of the
