@@ -60,15 +60,35 @@ func newMember(m *kvpb.Member) (node.Member, error) {
 	return node.Member{ID: m.Id, PeerAddr: m.PeerAddr, Meta: []byte(m.ClientAddr), Learner: m.Learner}, nil
 }
 
+// MemberAdd and MemberPromote are idempotent: asking for a state that
+// already holds (the same member with the same addresses and role, or a
+// voter promoted) succeeds without a change, so that a client may retry
+// one whose answer it lost.
 func (c *clusterAPI) MemberAdd(ctx context.Context, r *kvpb.MemberAddRequest) (*kvpb.MemberListResponse, error) {
 	m, err := newMember(r.Member)
 	if err != nil {
 		return nil, err
 	}
+	if err := c.leaderOnly(); err != nil {
+		return nil, err
+	}
+	for _, cur := range c.s.host.Node().Members() {
+		if cur.ID == m.ID && cur.PeerAddr == m.PeerAddr && string(cur.Meta) == string(m.Meta) && cur.Learner == m.Learner {
+			return c.list(), nil
+		}
+	}
 	return c.change(ctx, node.MembershipChange{Add: []node.Member{m}})
 }
 
 func (c *clusterAPI) MemberPromote(ctx context.Context, r *kvpb.MemberPromoteRequest) (*kvpb.MemberListResponse, error) {
+	if err := c.leaderOnly(); err != nil {
+		return nil, err
+	}
+	for _, cur := range c.s.host.Node().Members() {
+		if cur.ID == r.Id && !cur.Learner {
+			return c.list(), nil // a voter already
+		}
+	}
 	return c.change(ctx, node.MembershipChange{Promote: []uint64{r.Id}})
 }
 

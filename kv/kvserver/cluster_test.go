@@ -45,8 +45,15 @@ func TestClusterMembershipAndTransfer(t *testing.T) {
 	if len(ms) != 4 || !ms[3].Learner || ms[3].ClientAddr != s4.ClientAddr() {
 		t.Fatalf("after adding a learner: %+v", ms)
 	}
+	// A retried add (its answer lost) succeeds without a change.
+	if ms, err := cl.MemberAdd(ctx, kvclient.Member{ID: 4, PeerAddr: s4.PeerAddr(), ClientAddr: s4.ClientAddr(), Learner: true}); err != nil || len(ms) != 4 {
+		t.Fatalf("retried MemberAdd = %+v, %v; want the same 4 members", ms, err)
+	}
 	if _, err := cl.MemberPromote(ctx, 4); err != nil {
 		t.Fatalf("MemberPromote: %v", err)
+	}
+	if _, err := cl.MemberPromote(ctx, 4); err != nil {
+		t.Fatalf("retried MemberPromote: %v", err)
 	}
 	// The new member serves linearizable reads of what was written before.
 	one, err := kvclient.New(kvclient.Config{Endpoints: []string{s4.ClientAddr()}})

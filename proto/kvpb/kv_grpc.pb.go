@@ -397,9 +397,10 @@ type ClusterClient interface {
 	// MemberList lists the members of the configuration in force.
 	MemberList(ctx context.Context, in *MemberListRequest, opts ...grpc.CallOption) (*MemberListResponse, error)
 	// MemberAdd adds a member, as a voter or a learner. Start the new
-	// member's server (with join) first or right after.
+	// member's server (with join) first or right after. Adding a member that
+	// is already there with the same addresses and role succeeds (a retry).
 	MemberAdd(ctx context.Context, in *MemberAddRequest, opts ...grpc.CallOption) (*MemberListResponse, error)
-	// MemberPromote makes a learner a voter.
+	// MemberPromote makes a learner a voter; promoting a voter succeeds.
 	MemberPromote(ctx context.Context, in *MemberPromoteRequest, opts ...grpc.CallOption) (*MemberListResponse, error)
 	// MemberRemove removes a voter or a learner; a removed member stops.
 	MemberRemove(ctx context.Context, in *MemberRemoveRequest, opts ...grpc.CallOption) (*MemberListResponse, error)
@@ -492,9 +493,10 @@ type ClusterServer interface {
 	// MemberList lists the members of the configuration in force.
 	MemberList(context.Context, *MemberListRequest) (*MemberListResponse, error)
 	// MemberAdd adds a member, as a voter or a learner. Start the new
-	// member's server (with join) first or right after.
+	// member's server (with join) first or right after. Adding a member that
+	// is already there with the same addresses and role succeeds (a retry).
 	MemberAdd(context.Context, *MemberAddRequest) (*MemberListResponse, error)
-	// MemberPromote makes a learner a voter.
+	// MemberPromote makes a learner a voter; promoting a voter succeeds.
 	MemberPromote(context.Context, *MemberPromoteRequest) (*MemberListResponse, error)
 	// MemberRemove removes a voter or a learner; a removed member stops.
 	MemberRemove(context.Context, *MemberRemoveRequest) (*MemberListResponse, error)
