@@ -105,15 +105,6 @@ func clientError(err error) error {
 func newKVCmd() *cobra.Command {
 	var co clientOpts
 	var cons string
-	readOpts := func() ([]kvclient.ReadOption, error) {
-		switch cons {
-		case "l", "linearizable":
-			return nil, nil
-		case "s", "serializable":
-			return []kvclient.ReadOption{kvclient.Serializable()}, nil
-		}
-		return nil, usageError{fmt.Errorf("--consistency %q: want l (linearizable) or s (serializable)", cons)}
-	}
 	get := &cobra.Command{
 		Use:   "get KEY",
 		Short: "Print a key's value",
@@ -122,7 +113,7 @@ func newKVCmd() *cobra.Command {
 		Example: "  flotilla kv get greeting\n  flotilla kv get greeting --consistency s --endpoints 127.0.0.1:7102",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ro, err := readOpts()
+			ro, err := readOptions(cons)
 			if err != nil {
 				return err
 			}
@@ -146,53 +137,10 @@ func newKVCmd() *cobra.Command {
 	}
 	get.Flags().StringVar(&cons, "consistency", "l", "l: linearizable (through the leader), s: serializable (any member, may lag)")
 
-	put := &cobra.Command{
-		Use:   "put KEY [VALUE]",
-		Short: "Set a key (the value is read from stdin when not given)",
-		Example: `  flotilla kv put greeting hello
-  flotilla kv put config < config.json`,
-		Args: rangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			value, err := valueArg(cmd, args)
-			if err != nil {
-				return err
-			}
-			c, ctx, done, err := co.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			v, err := c.Put(ctx, []byte(args[0]), value)
-			if err != nil {
-				return clientError(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OK version=%d\n", v)
-			return nil
-		},
-	}
-	appendCmd := &cobra.Command{
-		Use:     "append KEY [VALUE]",
-		Short:   "Append to a key's value, creating it if missing",
-		Example: "  flotilla kv append log 'line 1\n'",
-		Args:    rangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			value, err := valueArg(cmd, args)
-			if err != nil {
-				return err
-			}
-			c, ctx, done, err := co.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			v, err := c.Append(ctx, []byte(args[0]), value)
-			if err != nil {
-				return clientError(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OK version=%d\n", v)
-			return nil
-		},
-	}
+	put := co.valueWriteCmd("put KEY [VALUE]", "Set a key (the value is read from stdin when not given)",
+		"  flotilla kv put greeting hello\n  flotilla kv put config < config.json", (*kvclient.Client).Put)
+	appendCmd := co.valueWriteCmd("append KEY [VALUE]", "Append to a key's value, creating it if missing",
+		"  flotilla kv append log 'line 1\n'", (*kvclient.Client).Append)
 	del := &cobra.Command{
 		Use:     "del KEY",
 		Aliases: []string{"delete"},
@@ -226,6 +174,42 @@ func newKVCmd() *cobra.Command {
 		co.registerOn(sub)
 	}
 	return root
+}
+
+// valueWriteCmd is a command that writes KEY with VALUE (or stdin) and
+// prints the key's new version: put and append.
+func (co *clientOpts) valueWriteCmd(use, short, example string, write func(*kvclient.Client, context.Context, []byte, []byte) (uint64, error)) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Example: example, Args: rangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			value, err := valueArg(cmd, args)
+			if err != nil {
+				return err
+			}
+			c, ctx, done, err := co.client(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			v, err := write(c, ctx, []byte(args[0]), value)
+			if err != nil {
+				return clientError(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "OK version=%d\n", v)
+			return nil
+		},
+	}
+}
+
+// readOptions parses --consistency.
+func readOptions(cons string) ([]kvclient.ReadOption, error) {
+	switch cons {
+	case "l", "linearizable":
+		return nil, nil
+	case "s", "serializable":
+		return []kvclient.ReadOption{kvclient.Serializable()}, nil
+	}
+	return nil, usageError{fmt.Errorf("--consistency %q: want l (linearizable) or s (serializable)", cons)}
 }
 
 // registerOn adds the client flags to one command.
@@ -340,13 +324,9 @@ listed; when more remain, a note on stderr says where to continue.`,
 			if limit < 0 || limit > kv.MaxRangeLimit {
 				return usageError{fmt.Errorf("--limit must be 1 to %d (0: the maximum), got %d", kv.MaxRangeLimit, limit)}
 			}
-			var ro []kvclient.ReadOption
-			switch cons {
-			case "l", "linearizable":
-			case "s", "serializable":
-				ro = append(ro, kvclient.Serializable())
-			default:
-				return usageError{fmt.Errorf("--consistency %q: want l or s", cons)}
+			ro, err := readOptions(cons)
+			if err != nil {
+				return err
 			}
 			c, ctx, done, err := co.client(cmd)
 			if err != nil {
