@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -78,18 +79,8 @@ func (n *Node) Members() []Member {
 	for _, m := range n.members {
 		out = append(out, m)
 	}
-	slices.SortFunc(out, func(a, b Member) int { return cmpUint(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	return out
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // peerAddr returns a member's peer address, or "".
@@ -282,7 +273,7 @@ func (n *Node) wrapSnapshot(sm []byte) []byte {
 		ms = append(ms, m)
 	}
 	n.membersMu.Unlock()
-	slices.SortFunc(ms, func(a, b Member) int { return cmpUint(a.ID, b.ID) })
+	slices.SortFunc(ms, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	mb := encodeMembers(ms)
 	out := make([]byte, 0, len(snapWrapMagic)+8+len(mb)+len(sm))
 	out = append(out, snapWrapMagic...)

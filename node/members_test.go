@@ -46,10 +46,7 @@ func memberIDs(ms []Member) (voters, learners []uint64) {
 // two voters in one joint change, remove the leader, and check that every
 // member applies every command and knows every address.
 func TestMembershipChanges(t *testing.T) {
-	c, err := StartLocalCluster(3, t.TempDir(), func(cfg *Config) { cfg.TickInterval = 10 * time.Millisecond; cfg.NoSync = true })
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := startFastCluster(t, 3)
 	defer c.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -7,13 +7,22 @@ import (
 	"time"
 )
 
-// ReadIndex on any member returns a read index at or after every command
-// acknowledged before it, and only once that member has applied them.
-func TestReadIndexIsLinearizableOnEveryMember(t *testing.T) {
-	c, err := StartLocalCluster(3, t.TempDir(), func(cfg *Config) { cfg.TickInterval = 10 * time.Millisecond; cfg.NoSync = true })
+// startFastCluster starts n nodes with 10 ms ticks and no fsync, stopped
+// when the test ends.
+func startFastCluster(t *testing.T, n int) *LocalCluster {
+	t.Helper()
+	c, err := StartLocalCluster(n, t.TempDir(), func(cfg *Config) { cfg.TickInterval = 10 * time.Millisecond; cfg.NoSync = true })
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// ReadIndex on any member returns a read index at or after every command
+// acknowledged before it, and only once that member has applied them.
+func TestReadIndexIsLinearizableOnEveryMember(t *testing.T) {
+	c := startFastCluster(t, 3)
 	defer c.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -50,10 +59,7 @@ func TestReadIndexIsLinearizableOnEveryMember(t *testing.T) {
 }
 
 func TestReadIndexHonoursContextAndStop(t *testing.T) {
-	c, err := StartLocalCluster(3, t.TempDir(), func(cfg *Config) { cfg.TickInterval = 10 * time.Millisecond; cfg.NoSync = true })
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := startFastCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	l, err := c.Leader(ctx)

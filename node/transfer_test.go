@@ -10,10 +10,7 @@ import (
 )
 
 func TestTransferLeadership(t *testing.T) {
-	c, err := StartLocalCluster(3, t.TempDir(), func(cfg *Config) { cfg.TickInterval = 10 * time.Millisecond; cfg.NoSync = true })
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := startFastCluster(t, 3)
 	defer c.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -55,10 +52,7 @@ func TestTransferLeadership(t *testing.T) {
 // Stopping the leader hands its role over first: the next leader wins the
 // next term, so a planned restart costs no election timeout.
 func TestStopHandsLeadershipOver(t *testing.T) {
-	c, err := StartLocalCluster(3, t.TempDir(), func(cfg *Config) { cfg.TickInterval = 10 * time.Millisecond; cfg.NoSync = true })
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := startFastCluster(t, 3)
 	defer c.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
