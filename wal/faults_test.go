@@ -24,7 +24,27 @@ type fixture struct {
 	lastEnts []raft.Entry
 	lastHS   raft.HardState
 	last     string // path of the newest segment
+	// size holds each segment file's size as the WAL left it, for a
+	// preallocated fixture; nil for a trimmed one.
+	size map[string]int64
 }
+
+// write replaces segment file path with b, followed, in a preallocated
+// fixture, by zeros up to the size the WAL gave the file.
+func (f *fixture) write(path string, b []byte) {
+	if n := f.size[path]; n > int64(len(b)) {
+		b = append(slices.Clone(b), make([]byte, n-int64(len(b)))...)
+	}
+	os.WriteFile(path, b, 0o644)
+}
+
+// shapes names the two on-disk shapes of a segment: trimmed to its records
+// (NoPreallocate, or a WAL from before preallocation) and preallocated
+// (zeros after the records up to SegmentBytes).
+var shapes = []struct {
+	name     string
+	prealloc bool
+}{{"trimmed", false}, {"preallocated", true}}
 
 func (f *fixture) after(entries int, withHS bool) raft.PersistedState {
 	m := f.before
@@ -35,9 +55,16 @@ func (f *fixture) after(entries int, withHS bool) raft.PersistedState {
 	return m.state()
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture returns a trimmed fixture (see shapes).
+func newFixture(t *testing.T) *fixture { return newShapedFixture(t, false) }
+
+// newShapedFixture returns a fixture in the preallocated shape the WAL
+// writes, or trimmed to its records (and NoPreallocate, so that reopening
+// keeps the shape).
+func newShapedFixture(t *testing.T, prealloc bool) *fixture {
 	o := testOpts()
 	o.SegmentBytes = 512
+	o.NoPreallocate = !prealloc
 	f := &fixture{dir: t.TempDir(), opts: o}
 	w := mustOpen(t, f.dir, o)
 	m := &f.before
@@ -67,15 +94,38 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatalf("fixture has %d segments, want several", len(segs))
 	}
 	f.last = segs[len(segs)-1]
+	if prealloc {
+		f.size = map[string]int64{}
+		for _, p := range segs {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.size[p] = fi.Size()
+		}
+		if f.size[f.last] <= recordsEnd(t, f.last) {
+			t.Fatalf("the newest segment has no free space: %d bytes, records to %d", f.size[f.last], recordsEnd(t, f.last))
+		}
+	} else {
+		trimSegments(t, f.dir)
+	}
 	return f
 }
 
 // TestTornTailEveryOffset cuts the last write (four entries and a hard
 // state, five records) at every byte offset, or zeroes it from that offset
-// on, and checks that Open succeeds with exactly the records before the cut.
+// on, in both segment shapes, and checks that Open succeeds with exactly
+// the records before the cut, leaves only zeros after them, and that the
+// log continues cleanly from there.
 func TestTornTailEveryOffset(t *testing.T) {
-	f := newFixture(t)
-	orig, _ := os.ReadFile(f.last)
+	for _, shape := range shapes {
+		t.Run(shape.name, func(t *testing.T) { testTornTailEveryOffset(t, shape.prealloc) })
+	}
+}
+
+func testTornTailEveryOffset(t *testing.T, prealloc bool) {
+	f := newShapedFixture(t, prealloc)
+	orig := segData(t, f.last)
 	bounds := recordBounds(t, f.last, orig)
 	n := len(bounds) - 1 // records in the segment
 	batch := bounds[n-5:]
@@ -88,15 +138,15 @@ func TestTornTailEveryOffset(t *testing.T) {
 			if zero {
 				b = append(b, make([]byte, int64(len(orig))-cut)...)
 			}
-			os.WriteFile(f.last, b, 0o644)
+			f.write(f.last, b)
 			w, err := Open(f.dir, f.opts)
 			if err != nil {
 				t.Fatalf("cut at %d (zeroed %v): %v", cut, zero, err)
 			}
 			// The first changed byte: zeroing bytes that were zero already
-			// changes nothing.
+			// changes nothing (and the preallocated shape pads with zeros).
 			eff := cut
-			for zero && eff < int64(len(orig)) && orig[eff] == 0 {
+			for (zero || prealloc) && eff < int64(len(orig)) && orig[eff] == 0 {
 				eff++
 			}
 			whole := 0 // records of the batch wholly before the damage
@@ -106,10 +156,15 @@ func TestTornTailEveryOffset(t *testing.T) {
 			if d := stateDiff(f.after(min(whole, 4), whole == 5), w.Recovered()); d != "" {
 				t.Fatalf("cut at %d (zeroed %v), %d whole records (-want +got):\n%s", cut, zero, whole, d)
 			}
-			if fi, _ := os.Stat(f.last); fi.Size() != batch[whole] {
-				t.Fatalf("cut at %d: file has %d bytes, want it cut to %d", cut, fi.Size(), batch[whole])
+			got, _ := os.ReadFile(f.last)
+			if end := recordsEnd(t, f.last); end != batch[whole] || nonZeroEnd(got, end) != end {
+				t.Fatalf("cut at %d: records end at %d with data to %d, want %d and only zeros after", cut, end, nonZeroEnd(got, end), batch[whole])
 			}
-			if got, want := w.Stats().TornBytes, int64(len(b))-batch[whole]; got != want {
+			if prealloc && int64(len(got)) < f.opts.SegmentBytes {
+				t.Fatalf("cut at %d: file has %d bytes, want it preallocated to %d", cut, len(got), f.opts.SegmentBytes)
+			}
+			// Zeros after a record boundary are free space, not a tear.
+			if got, want := w.Stats().TornBytes, nonZeroEnd(b, batch[whole])-batch[whole]; got != want {
 				t.Fatalf("cut at %d: TornBytes %d, want %d", cut, got, want)
 			}
 			// The log continues cleanly after the cut.
@@ -125,7 +180,7 @@ func TestTornTailEveryOffset(t *testing.T) {
 			mustClose(t, w)
 		}
 	}
-	os.WriteFile(f.last, orig, 0o644)
+	f.write(f.last, orig)
 }
 
 // TestBitFlips flips bits in the segment files and checks that Open either
@@ -133,12 +188,20 @@ func TestTornTailEveryOffset(t *testing.T) {
 // last record (a torn-tail position), returns the state without that
 // record. Every bit of the last three records is flipped, plus a seeded
 // sample of 2000 bits elsewhere; -wal.long flips every bit of every segment.
+// In the preallocated shape, a flip in the free space after the records is
+// junk a torn write could leave there: Open cuts it and loses nothing.
 func TestBitFlips(t *testing.T) {
-	f := newFixture(t)
+	for _, shape := range shapes {
+		t.Run(shape.name, func(t *testing.T) { testBitFlips(t, shape.prealloc) })
+	}
+}
+
+func testBitFlips(t *testing.T, prealloc bool) {
+	f := newShapedFixture(t, prealloc)
 	segs := segFiles(t, f.dir)
 	orig := map[string][]byte{}
 	for _, p := range segs {
-		orig[p], _ = os.ReadFile(p)
+		orig[p] = segData(t, p)
 	}
 	lastB := orig[f.last]
 	bounds := recordBounds(t, f.last, lastB)
@@ -150,7 +213,7 @@ func TestBitFlips(t *testing.T) {
 	var flips []flip
 	if *long {
 		for _, p := range segs {
-			for bit := range int64(8 * len(orig[p])) {
+			for bit := range int64(8 * max(f.size[p], int64(len(orig[p])))) {
 				flips = append(flips, flip{p, bit})
 			}
 		}
@@ -161,18 +224,35 @@ func TestBitFlips(t *testing.T) {
 		rng := rand.New(rand.NewPCG(42, 7))
 		for range 2000 {
 			p := segs[rng.IntN(len(segs))]
-			flips = append(flips, flip{p, rng.Int64N(8 * int64(len(orig[p])))})
+			flips = append(flips, flip{p, rng.Int64N(8 * max(f.size[p], int64(len(orig[p]))))})
 		}
 	}
-	tornOK := 0
+	tornOK, freeOK := 0, 0
 	for _, fl := range flips {
 		b := slices.Clone(orig[fl.path])
+		if n := f.size[fl.path]; n > int64(len(b)) {
+			b = append(b, make([]byte, n-int64(len(b)))...)
+		}
 		b[fl.bit/8] ^= 1 << (fl.bit % 8)
 		os.WriteFile(fl.path, b, 0o644)
 		w, err := Open(f.dir, f.opts)
-		if err != nil {
+		switch {
+		case fl.bit/8 >= int64(len(orig[fl.path])):
+			// In the free space of the newest segment (older ones have none).
+			if err != nil {
+				t.Fatalf("flip of bit %d of %s, in the free space: %v", fl.bit, fl.path, err)
+			}
+			if d := stateDiff(f.after(len(f.lastEnts), true), w.Recovered()); d != "" {
+				t.Fatalf("flip of bit %d of %s (-want +got):\n%s", fl.bit, fl.path, d)
+			}
+			if w.Stats().TornBytes == 0 {
+				t.Fatalf("flip of bit %d of %s, in the free space: not cut", fl.bit, fl.path)
+			}
+			freeOK++
+			mustClose(t, w)
+		case err != nil:
 			wantCorrupt(t, err, fl.path)
-		} else {
+		default:
 			if fl.path != f.last || fl.bit/8 < lastRec {
 				t.Fatalf("flip of bit %d of %s: Open succeeded; only a flip in the last record may", fl.bit, fl.path)
 			}
@@ -182,13 +262,16 @@ func TestBitFlips(t *testing.T) {
 			tornOK++
 			mustClose(t, w)
 		}
-		os.WriteFile(fl.path, orig[fl.path], 0o644)
-		os.WriteFile(f.last, lastB, 0o644)
+		f.write(fl.path, orig[fl.path])
+		f.write(f.last, lastB)
 	}
 	if tornOK == 0 {
 		t.Error("no flip in the last record was treated as a torn tail")
 	}
-	t.Logf("%d flips, %d treated as a torn tail", len(flips), tornOK)
+	if prealloc && freeOK == 0 {
+		t.Error("no flip landed in the free space")
+	}
+	t.Logf("%d flips, %d treated as a torn tail, %d in the free space", len(flips), tornOK, freeOK)
 }
 
 func TestMovedRecordDetected(t *testing.T) {
@@ -312,16 +395,33 @@ func TestStructuralDamage(t *testing.T) {
 	}
 }
 
+// TestZeroFilledTail: zeros after the last record, however many, are free
+// space (what preallocation leaves), not a torn tail: nothing is cut and the
+// next write goes just after the records.
 func TestZeroFilledTail(t *testing.T) {
 	f := newFixture(t)
+	end := recordsEnd(t, f.last)
 	fh, _ := os.OpenFile(f.last, os.O_WRONLY|os.O_APPEND, 0)
 	fh.Write(make([]byte, 4096))
 	fh.Close()
 	w := mustOpen(t, f.dir, f.opts)
 	checkState(t, w, f.after(len(f.lastEnts), true))
-	if got := w.Stats().TornBytes; got != 4096 {
-		t.Errorf("TornBytes %d, want 4096", got)
+	if got := w.Stats().TornBytes; got != 0 {
+		t.Errorf("TornBytes %d, want 0", got)
 	}
+	ents := mkEnts(3, f.lastEnts[3].Index+1, f.lastEnts[3].Index+1)
+	if err := w.Save(hs(3, 3, 30), ents, true); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, w)
+	if got := recordsEnd(t, f.last); got <= end || got > end+200 {
+		t.Errorf("records end at %d after one more entry, want just after %d", got, end)
+	}
+	w = mustOpen(t, f.dir, f.opts)
+	m := f.before
+	m.save(f.lastHS, f.lastEnts)
+	m.save(hs(3, 3, 30), ents)
+	checkState(t, w, m.state())
 	mustClose(t, w)
 }
 
@@ -359,12 +459,12 @@ type faultFile struct {
 	failSync bool
 }
 
-func (f *faultFile) Write(b []byte) (int, error) {
+func (f *faultFile) WriteAt(b []byte, off int64) (int, error) {
 	if len(b) <= f.okBytes {
 		f.okBytes -= len(b)
-		return f.segFile.Write(b)
+		return f.segFile.WriteAt(b, off)
 	}
-	n, _ := f.segFile.Write(b[:f.okBytes])
+	n, _ := f.segFile.WriteAt(b[:f.okBytes], off)
 	f.okBytes = 0
 	return n, errInjected
 }

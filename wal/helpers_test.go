@@ -238,3 +238,52 @@ func wantCorrupt(t tb, err error, file string) *CorruptError {
 	}
 	return ce
 }
+
+// recordsEnd returns the offset just after the records of segment file
+// path: where its free space (zeros up to the file's size) starts, or its
+// size. It fails the test if the records do not decode to there.
+func recordsEnd(t tb, path string) int64 {
+	t.Helper()
+	seq, ok := parseSegmentName(filepath.Base(path))
+	if !ok {
+		t.Fatalf("%s is not a segment", path)
+	}
+	sc, err := scanSegment(path, seq, func(record, int64) error { return nil })
+	if err != nil || sc.bad != nil {
+		t.Fatalf("%s: %v %v", path, err, sc.bad)
+	}
+	return sc.end
+}
+
+// segData returns the bytes of segment file path up to the end of its
+// records, without its free space.
+func segData(t tb, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b[:recordsEnd(t, path)]
+}
+
+// trimSegments cuts every segment of dir to its records: the shape a WAL
+// with NoPreallocate (or one from before preallocation) leaves.
+func trimSegments(t tb, dir string) {
+	t.Helper()
+	for _, p := range segFiles(t, dir) {
+		if err := os.Truncate(p, recordsEnd(t, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// nonZeroEnd returns the offset just after the last non-zero byte of b at
+// or after from, or from if there is none.
+func nonZeroEnd(b []byte, from int64) int64 {
+	for i := int64(len(b)) - 1; i >= from; i-- {
+		if b[i] != 0 {
+			return i + 1
+		}
+	}
+	return from
+}

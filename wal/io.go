@@ -36,9 +36,10 @@ func (w *WAL) releaseBuf() {
 	}
 }
 
-// write writes buf, encoded by w.enc, at the end of the open segment.
+// write writes buf, encoded by w.enc, at the end of the open segment's
+// records (inside its preallocated space, or growing the file).
 func (w *WAL) write(buf []byte) error {
-	n, err := w.f.Write(buf)
+	n, err := w.f.WriteAt(buf, w.size)
 	w.size += int64(n)
 	w.stats.Bytes += uint64(n)
 	w.stats.Writes++
@@ -73,10 +74,10 @@ func (w *WAL) roll(fill func(*encoder)) error {
 }
 
 // newSegment creates segment seq: a meta record carrying the current hard
-// state and snapshot marker, then the records fill adds (fill may be nil).
-// It is written to a temporary file, fsynced, renamed and the directory
-// fsynced, so a segment never exists without its meta record. It becomes the
-// open segment.
+// state and snapshot marker, then the records fill adds (fill may be nil),
+// then zeros up to SegmentBytes (preallocated). It is written to a
+// temporary file, fsynced, renamed and the directory fsynced, so a segment
+// never exists without its meta record. It becomes the open segment.
 func (w *WAL) newSegment(seq uint64, fill func(*encoder)) error {
 	name := segmentName(seq, w.terms.last+1)
 	path := filepath.Join(w.dir, name)
@@ -97,11 +98,14 @@ func (w *WAL) newSegment(seq uint64, fill func(*encoder)) error {
 	if fill != nil {
 		fill(&w.enc)
 	}
-	n, err := sf.Write(w.enc.buf)
+	n, err := sf.WriteAt(w.enc.buf, 0)
 	w.stats.Bytes += uint64(n)
 	w.stats.Writes++
 	if err == nil && n < len(w.enc.buf) {
 		err = io.ErrShortWrite
+	}
+	if err == nil {
+		err = w.preallocate(f, tmp)
 	}
 	if err == nil {
 		err = w.hook("segment-written")
@@ -127,9 +131,11 @@ func (w *WAL) newSegment(seq uint64, fill func(*encoder)) error {
 	return nil
 }
 
-// syncSegment fsyncs the open segment.
+// syncSegment syncs the open segment's data (fdatasync where there is one:
+// the file's size and blocks change only when a write runs past the
+// preallocated space, and fdatasync covers that case too).
 func (w *WAL) syncSegment() error {
-	if err := w.syncFile(w.f); err != nil {
+	if err := w.syncWith(w.f, datasync); err != nil {
 		return fmt.Errorf("wal: syncing segment %s: %w", w.segs[len(w.segs)-1].name, err)
 	}
 	w.dirty = false
@@ -137,12 +143,17 @@ func (w *WAL) syncSegment() error {
 }
 
 // syncFile fsyncs f unless NoSync is set, counting and reporting it.
-func (w *WAL) syncFile(f interface{ Sync() error }) error {
+func (w *WAL) syncFile(f segFile) error {
+	return w.syncWith(f, segFile.Sync)
+}
+
+// syncWith is syncFile with the sync call given.
+func (w *WAL) syncWith(f segFile, sync func(segFile) error) error {
 	if w.opts.NoSync {
 		return nil
 	}
 	start := time.Now()
-	err := f.Sync()
+	err := sync(f)
 	w.synced(time.Since(start))
 	w.stats.Fsyncs++
 	return err
@@ -167,6 +178,18 @@ func (w *WAL) syncDir(dir string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("wal: syncing directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// preallocate extends the segment file f at path to SegmentBytes unless
+// NoPreallocate is set or it is that long already.
+func (w *WAL) preallocate(f *os.File, path string) error {
+	if w.opts.NoPreallocate {
+		return nil
+	}
+	if err := preallocate(f, w.opts.SegmentBytes); err != nil {
+		return fmt.Errorf("wal: preallocating %d bytes for %s: %w", w.opts.SegmentBytes, path, err)
 	}
 	return nil
 }

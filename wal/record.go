@@ -92,9 +92,12 @@ var (
 	errShort     = errors.New("record runs past the end of the data")
 	errHeaderCRC = errors.New("header checksum mismatch")
 	errDataCRC   = errors.New("data checksum mismatch")
-	errTooLarge  = errors.New("record length exceeds the maximum")
-	errReserved  = errors.New("reserved header bytes are not zero")
-	errType      = errors.New("unknown record type")
+	// errZeroHeader is a header of zero bytes followed, somewhere, by data
+	// that is not zero (zeros alone are a preallocated segment's free space).
+	errZeroHeader = errors.New("zero bytes where a record header should be")
+	errTooLarge   = errors.New("record length exceeds the maximum")
+	errReserved   = errors.New("reserved header bytes are not zero")
+	errType       = errors.New("unknown record type")
 )
 
 // record is one decoded frame. payload aliases the decoder's buffer.

@@ -159,9 +159,8 @@ func TestLengthBoundAtOpen(t *testing.T) {
 	mustClose(t, w)
 	p := segFiles(t, dir)[0]
 	seq, _ := parseSegmentName(filepath.Base(p))
-	f, _ := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
-	f.Write(forgeHeader(seq, size, MaxRecordBytes+1, byte(recEntry)))
-	f.Write(make([]byte, 1000))
+	f, _ := os.OpenFile(p, os.O_WRONLY, 0)
+	f.WriteAt(forgeHeader(seq, size, MaxRecordBytes+1, byte(recEntry)), size)
 	f.Close()
 	var err error
 	n := allocBytes(func() { _, err = Open(dir, testOpts()) })

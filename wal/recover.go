@@ -160,7 +160,7 @@ func (w *WAL) recover(segs []segment, tmps []string) error {
 				return &CorruptError{File: path, Offset: sc.end, Reason: fmt.Sprintf(
 					"%v, in a header whose checksum holds", sc.bad)}
 			}
-			at, found, err := findValidRecord(path, segs[i].seq, sc.end+1, sc.size)
+			at, found, err := findValidRecord(path, segs[i].seq, sc.end+1, sc.dataEnd, sc.size)
 			if err != nil {
 				return err
 			}
@@ -189,29 +189,35 @@ func (w *WAL) recover(segs []segment, tmps []string) error {
 }
 
 // openTail cuts a torn tail off the newest segment, removes leftovers and
-// opens the segment for appending.
+// opens the segment for writing at its end, preallocated (see
+// Options.NoPreallocate).
 func (w *WAL) openTail(torn *segScan, tmps []string) error {
 	cur := w.segs[len(w.segs)-1]
 	path := filepath.Join(w.dir, cur.name)
 	if torn != nil {
+		// Truncating, then preallocating again, turns the damaged bytes into
+		// zeros: free space that the next writes overwrite.
 		if err := os.Truncate(path, torn.end); err != nil {
 			return fmt.Errorf("wal: cutting the torn tail of %s: %w", path, err)
 		}
-		w.stats.TornBytes = torn.size - torn.end
+		w.stats.TornBytes = torn.dataEnd - torn.end
 		w.log.Warn("wal: cut a torn tail (a write interrupted by a crash)", "file", path,
-			"offset", torn.end, "bytes", torn.size-torn.end, "reason", torn.bad.Error())
+			"offset", torn.end, "bytes", torn.dataEnd-torn.end, "reason", torn.bad.Error())
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0o644)
 	if err != nil {
-		return fmt.Errorf("wal: opening segment for appending: %w", err)
+		return fmt.Errorf("wal: opening segment for writing: %w", err)
 	}
 	w.f = f
+	if err := w.preallocate(f, path); err != nil {
+		return err
+	}
 	if w.wrapFile != nil {
 		w.f = w.wrapFile(f)
 	}
 	if torn != nil {
-		if err := w.syncSegment(); err != nil {
-			return err
+		if err := w.syncFile(w.f); err != nil {
+			return fmt.Errorf("wal: syncing segment %s: %w", path, err)
 		}
 	}
 	w.removeTemps(tmps)

@@ -58,7 +58,12 @@ type segScan struct {
 	end int64
 	// size is the file's size.
 	size int64
-	// bad says why decoding stopped before size; nil if it reached size.
+	// dataEnd is the offset just after the last non-zero byte of the file
+	// (at least end). Past the records, a preallocated segment holds zeros
+	// up to its size; those are free space, not a torn tail.
+	dataEnd int64
+	// bad says why decoding stopped before dataEnd; nil if it reached
+	// dataEnd (the end of the file, or only zeros after the last record).
 	bad error
 	// impossible is set when the stopping record's header passed its CRC
 	// but holds values no writer produces (a length over the maximum, an
@@ -68,7 +73,9 @@ type segScan struct {
 
 // scanSegment decodes the records of segment seq at path in order and calls
 // fn for each with its offset. The record's payload is only valid during the
-// call. Decoding stops at the first record that fails a frame check; that is
+// call. Decoding stops at the first record that fails a frame check, or at
+// a header of zeros; if only zeros follow, that is the end of the data (a
+// preallocated segment's free space) and not a failure. Otherwise it is
 // reported in segScan.bad, for the caller to judge a torn tail or
 // corruption. An error from fn stops the scan and comes back as a
 // *CorruptError at the record's offset (an error wrapping
@@ -84,26 +91,38 @@ func scanSegment(path string, seq uint64, fn func(rec record, off int64) error) 
 		return segScan{}, fmt.Errorf("wal: opening segment: %w", err)
 	}
 	sc := segScan{size: st.Size()}
+	// stop ends the scan at sc.end for reason bad, unless only zeros follow.
+	stop := func(bad error, impossible bool) (segScan, error) {
+		de, err := lastData(f, sc.end, sc.size)
+		if err != nil {
+			return sc, fmt.Errorf("wal: reading %s: %w", path, err)
+		}
+		sc.dataEnd = de
+		if de > sc.end {
+			sc.bad, sc.impossible = bad, impossible
+		}
+		return sc, nil
+	}
 	r := bufio.NewReaderSize(f, int(min(sc.size, 1<<20)))
 	var hdr [headerSize]byte
 	var buf []byte
 	for sc.end < sc.size {
 		off := sc.end
 		if sc.size-off < headerSize {
-			sc.bad = fmt.Errorf("%w: %d bytes left, a header needs %d", errShort, sc.size-off, headerSize)
-			return sc, nil
+			return stop(fmt.Errorf("%w: %d bytes left, a header needs %d", errShort, sc.size-off, headerSize), false)
 		}
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return sc, fmt.Errorf("wal: reading %s at %d: %w", path, off, err)
 		}
+		if hdr == [headerSize]byte{} {
+			return stop(errZeroHeader, false)
+		}
 		fh, err := decodeHeader(hdr[:], seq, off)
 		if err != nil {
-			sc.bad, sc.impossible = err, !errors.Is(err, errHeaderCRC)
-			return sc, nil
+			return stop(err, !errors.Is(err, errHeaderCRC))
 		}
 		if fh.n > sc.size-off-headerSize {
-			sc.bad = fmt.Errorf("%w: a %d-byte payload with %d bytes left", errShort, fh.n, sc.size-off-headerSize)
-			return sc, nil
+			return stop(fmt.Errorf("%w: a %d-byte payload with %d bytes left", errShort, fh.n, sc.size-off-headerSize), false)
 		}
 		// fh.n is at most MaxRecordBytes and within the file: the bound on
 		// this allocation.
@@ -115,8 +134,7 @@ func scanSegment(path string, seq uint64, fn func(rec record, off int64) error) 
 			return sc, fmt.Errorf("wal: reading %s at %d: %w", path, off, err)
 		}
 		if !fh.dataOK(payload) {
-			sc.bad = errDataCRC
-			return sc, nil
+			return stop(errDataCRC, false)
 		}
 		if err := fn(record{typ: fh.typ, payload: payload}, off); err != nil {
 			if errors.Is(err, ErrClusterMismatch) {
@@ -126,15 +144,52 @@ func scanSegment(path string, seq uint64, fn func(rec record, off int64) error) 
 		}
 		sc.end = off + headerSize + fh.n
 	}
+	sc.dataEnd = sc.end
 	return sc, nil
 }
 
-// findValidRecord reports whether any offset in [from, size) of segment seq
-// starts a record that passes both CRC checks: evidence that a bad record
-// before it is damage in the middle of the log, not a torn tail. Candidate
-// headers are checked first (cheap); a payload is read only for a header
-// whose CRC holds. Memory is bounded by the window plus one record.
-func findValidRecord(path string, seq uint64, from, size int64) (int64, bool, error) {
+// lastData returns the offset just after the last non-zero byte of f in
+// [from, size), or from if there is none. It reads backwards from size in
+// 1 MiB chunks, so a long preallocated tail costs a read at memory speed.
+func lastData(f *os.File, from, size int64) (int64, error) {
+	const chunk = 1 << 20
+	buf := make([]byte, min(chunk, max(size-from, 0)))
+	for end := size; end > from; {
+		start := max(from, end-chunk)
+		b := buf[:end-start]
+		if _, err := f.ReadAt(b, start); err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] != 0 {
+				return start + int64(i) + 1, nil
+			}
+		}
+		end = start
+	}
+	return from, nil
+}
+
+// extend makes f at least size bytes long; the new bytes read as zeros.
+func extend(f *os.File, size int64) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() >= size {
+		return nil
+	}
+	return f.Truncate(size)
+}
+
+// findValidRecord reports whether any offset in [from, last) of segment seq
+// starts a record, within the file's size bytes, that passes both CRC
+// checks: evidence that a bad record before it is damage in the middle of
+// the log, not a torn tail. last is the data end (see lastData): a header
+// at or after it would be all zeros. Candidate headers are checked first
+// (cheap); a payload is read only for a header whose CRC holds. Memory is
+// bounded by the window plus one record.
+func findValidRecord(path string, seq uint64, from, last, size int64) (int64, bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, false, fmt.Errorf("wal: scanning the tail: %w", err)
@@ -143,12 +198,12 @@ func findValidRecord(path string, seq uint64, from, size int64) (int64, bool, er
 	const window = 1 << 20
 	buf := make([]byte, min(window+headerSize, max(size-from, 0)))
 	var payload []byte
-	for base := from; base+headerSize <= size; base += window {
+	for base := from; base+headerSize <= size && base < last; base += window {
 		n := min(int64(len(buf)), size-base)
 		if _, err := f.ReadAt(buf[:n], base); err != nil && !errors.Is(err, io.EOF) {
 			return 0, false, fmt.Errorf("wal: scanning the tail of %s: %w", path, err)
 		}
-		for i := int64(0); i < window && i+headerSize <= n; i++ {
+		for i := int64(0); i < window && i+headerSize <= n && base+i < last; i++ {
 			p := base + i
 			fh, err := decodeHeader(buf[i:i+headerSize], seq, p)
 			if err != nil || fh.n > size-p-headerSize {

@@ -24,6 +24,18 @@ type Options struct {
 	// file. A segment may exceed it by one Save's worth of records. Default
 	// 64 MiB.
 	SegmentBytes int64
+	// NoPreallocate stops the WAL from allocating each segment's
+	// SegmentBytes when it creates the segment (and when it opens the
+	// newest one). By default it does, with fallocate on Linux, so that
+	// appends overwrite allocated zeros instead of growing the file and an
+	// fdatasync writes the data without a filesystem journal commit for
+	// the file's size and blocks; on ext4 that makes a sync of a small
+	// write about a third cheaper, and syncs of several WALs on one disk
+	// stop queueing behind each other's journal commits. The cost is disk
+	// space: every segment takes SegmentBytes from its creation. Either
+	// way Open reads both shapes (zeros after the last record are free
+	// space, not damage).
+	NoPreallocate bool
 	// NoSync skips every fsync (segments, snapshot files, directories).
 	// UNSAFE: a machine crash or power loss may then lose or tear
 	// acknowledged writes, which breaks Raft's safety. For tests and
@@ -103,7 +115,7 @@ type Stats struct {
 // segFile is the open segment: *os.File, or a fault-injecting wrapper in
 // tests.
 type segFile interface {
-	io.Writer
+	io.WriterAt
 	Sync() error
 	Close() error
 }
