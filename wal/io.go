@@ -59,7 +59,24 @@ func (w *WAL) write(buf []byte) error {
 // roll closes the open segment, after syncing it if it holds unsynced
 // writes (a newer segment must never be durable ahead of an older one), and
 // starts the next segment with the records fill adds.
+//
+// The old segment is first cut to its records: only the newest segment may
+// hold free space, because Open reads zeros after the records of an older
+// one as records lost. (A segment holds free space here only if
+// SegmentBytes shrank since it was created.) The cut is synced before the
+// new segment exists, so a crash leaves it either cut or still the newest.
 func (w *WAL) roll(fill func(*encoder)) error {
+	path := filepath.Join(w.dir, w.segs[len(w.segs)-1].name)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("wal: rolling from %s: %w", path, err)
+	}
+	if fi.Size() > w.size {
+		if err := os.Truncate(path, w.size); err != nil {
+			return fmt.Errorf("wal: cutting the free space of %s: %w", path, err)
+		}
+		w.dirty = true
+	}
 	if w.dirty {
 		if err := w.syncSegment(); err != nil {
 			return err
@@ -122,6 +139,7 @@ func (w *WAL) newSegment(seq uint64, fill func(*encoder)) error {
 	w.releaseBuf()
 	if err != nil {
 		sf.Close()
+		os.Remove(tmp) // gone already if the rename happened
 		return fmt.Errorf("wal: creating segment %s: %w", name, err)
 	}
 	w.stats.Records += uint64(w.enc.n)
@@ -183,12 +201,20 @@ func (w *WAL) syncDir(dir string) error {
 }
 
 // preallocate extends the segment file f at path to SegmentBytes unless
-// NoPreallocate is set or it is that long already.
+// NoPreallocate is set or it is that long already. A full disk (or quota)
+// is logged and not an error.
 func (w *WAL) preallocate(f *os.File, path string) error {
 	if w.opts.NoPreallocate {
 		return nil
 	}
-	if err := preallocate(f, w.opts.SegmentBytes); err != nil {
+	err := preallocate(f, w.opts.SegmentBytes)
+	if err != nil && noSpace(err) {
+		// Preallocation only makes syncs cheaper: without it the file grows
+		// with its records, and the writes fail when the disk is full.
+		w.log.Warn("wal: no space to preallocate a segment; it will grow as written", "file", path, "bytes", w.opts.SegmentBytes, "err", err)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("wal: preallocating %d bytes for %s: %w", w.opts.SegmentBytes, path, err)
 	}
 	return nil

@@ -44,3 +44,6 @@ func datasync(f segFile) error {
 		}
 	}
 }
+
+// noSpace reports whether err says the disk or the quota is full.
+func noSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) }

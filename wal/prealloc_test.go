@@ -2,7 +2,9 @@ package wal
 
 import (
 	"os"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -33,6 +35,12 @@ func TestPreallocation(t *testing.T) {
 		w, p := saved(t, o)
 		if got := size(t, p); got != o.SegmentBytes {
 			t.Errorf("segment has %d bytes, want %d", got, o.SegmentBytes)
+		}
+		if fi, _ := os.Stat(p); runtime.GOOS == "linux" {
+			// fallocate reserved the blocks (a sparse file would hold one).
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Blocks*512 < o.SegmentBytes {
+				t.Errorf("segment has %d bytes allocated, want %d (fallocate)", st.Blocks*512, o.SegmentBytes)
+			}
 		}
 		if end := recordsEnd(t, p); end != w.size {
 			t.Errorf("records end at %d, the WAL writes at %d", end, w.size)
@@ -100,6 +108,43 @@ func TestPreallocation(t *testing.T) {
 		ce := wantCorrupt(t, err, p)
 		if ce.Offset != end || !strings.Contains(ce.Reason, "a valid record follows") {
 			t.Fatalf("offset %d reason %q, want %d and a valid record following", ce.Offset, ce.Reason, end)
+		}
+	})
+	t.Run("rolling cuts an old segment's free space", func(t *testing.T) {
+		// A segment created with a larger SegmentBytes holds free space
+		// when a smaller setting rolls away from it.
+		w, p := saved(t, o)
+		mustClose(t, w)
+		small := o
+		small.SegmentBytes = 100
+		w = mustOpen(t, w.dir, small)
+		if err := w.Save(hs(1, 1, 3), mkEnts(1, 4, 4), true); err != nil {
+			t.Fatal(err)
+		}
+		if got, end := size(t, p), recordsEnd(t, p); got != end {
+			t.Errorf("the old segment has %d bytes, records to %d: free space left behind", got, end)
+		}
+		w = reopen(t, w)
+		checkState(t, w, (&model{hs: hs(1, 1, 3), ents: mkEnts(1, 1, 4)}).state())
+		mustClose(t, w)
+	})
+	t.Run("zeros after the records of an older segment are records lost", func(t *testing.T) {
+		// The last records of a segment that is not the newest read as
+		// zeros: they were synced before the roll, so this is damage, not
+		// free space, even though the next segment's meta agrees.
+		f := newFixture(t)
+		segs := segFiles(t, f.dir)
+		p := segs[len(segs)-2]
+		b := segData(t, p)
+		bounds := recordBounds(t, p, b)
+		from := bounds[len(bounds)-2]
+		fh, _ := os.OpenFile(p, os.O_WRONLY, 0)
+		fh.WriteAt(make([]byte, int64(len(b))-from), from)
+		fh.Close()
+		_, err := Open(f.dir, f.opts)
+		ce := wantCorrupt(t, err, p)
+		if ce.Offset != from || !strings.Contains(ce.Reason, "records lost") {
+			t.Fatalf("offset %d reason %q, want %d and records lost", ce.Offset, ce.Reason, from)
 		}
 	})
 }

@@ -151,6 +151,10 @@ func (w *WAL) recover(segs []segment, tmps []string) error {
 			}
 			return &CorruptError{File: path, Offset: 0, Reason: reason}
 		}
+		if sc.bad == nil && sc.end < sc.size && i < len(segs)-1 {
+			return &CorruptError{File: path, Offset: sc.end, Reason: fmt.Sprintf(
+				"only zeros from here to the end of the file (%d bytes), in a segment that is not the newest (only the newest has free space): records lost", sc.size-sc.end)}
+		}
 		if sc.bad != nil {
 			if i < len(segs)-1 {
 				return &CorruptError{File: path, Offset: sc.end, Reason: fmt.Sprintf(
