@@ -27,11 +27,12 @@ type Options struct {
 	// NoPreallocate stops the WAL from allocating each segment's
 	// SegmentBytes when it creates the segment (and when it opens the
 	// newest one). By default it does, with fallocate on Linux, so that
-	// appends overwrite allocated zeros instead of growing the file and an
-	// fdatasync writes the data without a filesystem journal commit for
-	// the file's size and blocks; on ext4 that makes a sync of a small
-	// write about a third cheaper, and syncs of several WALs on one disk
-	// stop queueing behind each other's journal commits. The cost is disk
+	// appends overwrite allocated zeros instead of growing the file, and an
+	// fdatasync after a small write usually flushes only data: no new size
+	// or block to commit to the filesystem journal (only the first write
+	// into each block converts an unwritten extent). On ext4 that makes a
+	// sync of a small write about a quarter cheaper, and syncs of several
+	// WALs on one disk stop queueing behind each other's journal commits. The cost is disk
 	// space: every segment takes SegmentBytes from its creation. Either
 	// way Open reads both shapes (zeros after the last record are free
 	// space, not damage).
@@ -88,7 +89,8 @@ type Stats struct {
 	// that rolls writes the new segment's meta record and its batch in one
 	// call), one per snapshot marker, one per segment created empty.
 	Bytes, Writes uint64
-	// Fsyncs counts fsyncs of files (segments and snapshot files);
+	// Fsyncs counts syncs of files (segments, with fdatasync where there
+	// is one, and snapshot files, with fsync);
 	// DirSyncs counts fsyncs of directories. A Save with sync set costs
 	// exactly one file fsync; rolling to a new segment costs one more
 	// directory fsync (and a file fsync for the old segment if it held
