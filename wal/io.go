@@ -14,15 +14,23 @@ const maxKeptBuf = 4 << 20
 
 // appendRecords encodes records with fill and writes them to the open
 // segment in one write call, first rolling to a new segment if the open one
-// has reached SegmentBytes. If sync is set the write ends with an fsync.
-// Every I/O error is sticky (see fail).
+// has reached SegmentBytes. If the segment was synced since the last sync
+// record, the write starts with one (see recSync). If sync is set the write
+// ends with a sync. Every I/O error is sticky (see fail).
 func (w *WAL) appendRecords(fill func(*encoder), sync bool) error {
 	if w.size >= w.opts.SegmentBytes {
 		return w.fail(w.roll(fill))
 	}
 	w.enc = encoder{buf: w.enc.buf[:0], seq: w.segs[len(w.segs)-1].seq, base: w.size}
+	mark := w.durable > w.marked
+	if mark {
+		w.enc.syncMark(w.durable)
+	}
 	fill(&w.enc)
 	err := w.write(w.enc.buf)
+	if err == nil && mark {
+		w.marked = w.durable
+	}
 	if err == nil && sync {
 		err = w.syncSegment()
 	}
@@ -145,6 +153,7 @@ func (w *WAL) newSegment(seq uint64, fill func(*encoder)) error {
 	w.stats.Records += uint64(w.enc.n)
 	w.stats.SegmentsCreated++
 	w.f, w.size, w.dirty = sf, int64(n), false
+	w.durable, w.marked = w.size, 0
 	w.segs = append(w.segs, segment{seq: seq, name: name})
 	return nil
 }
@@ -156,7 +165,7 @@ func (w *WAL) syncSegment() error {
 	if err := w.syncWith(w.f, datasync); err != nil {
 		return fmt.Errorf("wal: syncing segment %s: %w", w.segs[len(w.segs)-1].name, err)
 	}
-	w.dirty = false
+	w.dirty, w.durable = false, w.size
 	return nil
 }
 

@@ -1,11 +1,16 @@
 package wal
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/flotilla-dev/flotilla/raft"
 )
 
 // TestPreallocation checks the preallocated shape: a segment takes
@@ -93,23 +98,47 @@ func TestPreallocation(t *testing.T) {
 			t.Errorf("after the cut: data to %d in %d bytes, want %d in %d", nonZeroEnd(b, end), len(b), end, o.SegmentBytes)
 		}
 	})
-	t.Run("a valid record after zeros is damage", func(t *testing.T) {
-		// Zeros, then a record that checks out: a lost write inside the log
-		// (or a bug), not free space and not a torn tail.
-		w, p := saved(t, o)
-		end := w.size
-		mustClose(t, w)
-		at := end + 4096
-		rec := encodeOne(1, at, func(e *encoder) { e.entry(&mkEnts(1, 4, 4)[0]) })
-		fh, _ := os.OpenFile(p, os.O_WRONLY, 0)
-		fh.WriteAt(rec, at)
-		fh.Close()
-		_, err := Open(w.dir, o)
-		ce := wantCorrupt(t, err, p)
-		if ce.Offset != end || !strings.Contains(ce.Reason, "a valid record follows") {
-			t.Fatalf("offset %d reason %q, want %d and a valid record following", ce.Offset, ce.Reason, end)
-		}
-	})
+	// What follows a lost sector: the valid records after it are damage
+	// only if a write among them records a sync past the sector.
+	for _, tc := range []struct {
+		name  string
+		proof bool
+	}{{"a lost sector before unsynced records is a torn tail", false}, {"a lost sector before a write that records a sync past it is damage", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, p := saved(t, o)
+			end := w.size
+			mustClose(t, w)
+			// A later write whose first 4 KiB never reached the disk: zeros,
+			// then the rest of it. With proof it starts (in what survived)
+			// with a sync record saying the segment was durable up to there.
+			at := end + 4096
+			rec := encodeOne(1, at, func(e *encoder) {
+				if tc.proof {
+					e.syncMark(at)
+				}
+				e.entry(&mkEnts(1, 4, 4)[0])
+			})
+			fh, _ := os.OpenFile(p, os.O_WRONLY, 0)
+			fh.WriteAt(rec, at)
+			fh.Close()
+			w, err := Open(w.dir, o)
+			if tc.proof {
+				ce := wantCorrupt(t, err, p)
+				if ce.Offset != end || !strings.Contains(ce.Reason, "damage to synced data") {
+					t.Fatalf("offset %d reason %q, want %d and damage to synced data", ce.Offset, ce.Reason, end)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkState(t, w, (&model{hs: hs(1, 1, 2), ents: mkEnts(1, 1, 3)}).state())
+			if got, want := w.Stats().TornBytes, at+int64(len(rec))-end; got != want {
+				t.Errorf("TornBytes %d, want %d", got, want)
+			}
+			mustClose(t, w)
+		})
+	}
 	t.Run("rolling cuts an old segment's free space", func(t *testing.T) {
 		// A segment created with a larger SegmentBytes holds free space
 		// when a smaller setting rolls away from it.
@@ -145,6 +174,139 @@ func TestPreallocation(t *testing.T) {
 		ce := wantCorrupt(t, err, p)
 		if ce.Offset != from || !strings.Contains(ce.Reason, "records lost") {
 			t.Fatalf("offset %d reason %q, want %d and records lost", ce.Offset, ce.Reason, from)
+		}
+	})
+}
+
+// TestLostSectorsOfTheLastWrite models a power cut during the sync of a
+// large write into preallocated space: the disk kept any subset of the
+// write's sectors (the rest read as zeros), in any order. Open must always
+// succeed with exactly the records before the first lost byte, because
+// nothing of that write was acknowledged; and damage to the write before
+// it, which was synced, must still be reported, because the last write's
+// sync record says so.
+func TestLostSectorsOfTheLastWrite(t *testing.T) {
+	o := testOpts()
+	o.SegmentBytes = 1 << 20
+	dir := t.TempDir()
+	w := mustOpen(t, dir, o)
+	var m model
+	save := func(h raft.HardState, ents []raft.Entry) {
+		if err := w.Save(h, ents, true); err != nil {
+			t.Fatal(err)
+		}
+		m.save(h, ents)
+	}
+	save(hs(1, 1, 0), mkEnts(1, 1, 5))
+	prevStart := w.size
+	save(hs(1, 1, 5), mkEnts(1, 6, 10))
+	before := m
+	start := w.size
+	big := mkEnts(1, 11, 50)
+	for i := range big {
+		big[i].Data = append(big[i].Data, strings.Repeat("x", 280)...)
+	}
+	save(hs(1, 1, 50), big)
+	mustClose(t, w)
+	p := segFiles(t, dir)[0]
+	orig, _ := os.ReadFile(p)
+	end := recordsEnd(t, p)
+	bounds := recordBounds(t, p, orig[:end])
+	var batch []int64 // the last write's records: a sync record, 40 entries, a hard state
+	for _, b := range bounds {
+		if b >= start {
+			batch = append(batch, b)
+		}
+	}
+	if len(batch) != 43 || end-start < 3*4096 {
+		t.Fatalf("the last write has %d records in %d bytes, want 42 records over 3 pages", len(batch)-1, end-start)
+	}
+	first := start - start%sectorSize
+	sectors := int((end - first + sectorSize - 1) / sectorSize)
+
+	// lose zeroes the sectors i of the last write for which lost(i) holds,
+	// keeping the bytes before start (synced by the write before).
+	lose := func(lost func(i int) bool) []byte {
+		b := slices.Clone(orig)
+		for i := range sectors {
+			if lost(i) {
+				lo := max(first+int64(i)*sectorSize, start)
+				hi := min(first+int64(i+1)*sectorSize, end)
+				clear(b[lo:hi])
+			}
+		}
+		return b
+	}
+	check := func(name string, b []byte) {
+		t.Helper()
+		os.WriteFile(p, b, 0o644)
+		w, err := Open(dir, o)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		// The records of the last write wholly intact before the first
+		// changed byte survive (the sync record counts for nothing).
+		diff := start
+		for diff < end && b[diff] == orig[diff] {
+			diff++
+		}
+		whole := 0
+		for whole < len(batch)-1 && batch[whole+1] <= diff {
+			whole++
+		}
+		want := before
+		if whole > 1 {
+			want.save(raft.HardState{}, big[:min(whole-1, len(big))])
+		}
+		if whole == len(batch)-1 {
+			want.hs = hs(1, 1, 50)
+		}
+		if d := stateDiff(want.state(), w.Recovered()); d != "" {
+			t.Fatalf("%s: %d whole records (-want +got):\n%s", name, whole, d)
+		}
+		mustClose(t, w)
+	}
+	// Whole pages lost, every subset: the page cache writes back 4 KiB pages
+	// (of file offsets), in no particular order.
+	firstPage := start / 4096
+	pages := int((end-1)/4096 - firstPage + 1)
+	for mask := range 1 << pages {
+		check(fmt.Sprintf("pages lost %0*b", pages, mask), lose(func(i int) bool {
+			page := (first+int64(i)*sectorSize)/4096 - firstPage
+			return mask&(1<<page) != 0
+		}))
+	}
+	for s := range sectors {
+		check(fmt.Sprintf("sector %d lost", s), lose(func(i int) bool { return i == s }))
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for k := range 300 {
+		mask := rng.Uint64()
+		check(fmt.Sprintf("random sectors lost %d (%x)", k, mask), lose(func(i int) bool { return mask&(1<<(i%64)) != 0 }))
+	}
+
+	t.Run("damage to the synced write before it is reported", func(t *testing.T) {
+		b := slices.Clone(orig)
+		b[prevStart+headerSize+20] ^= 0x01
+		os.WriteFile(p, b, 0o644)
+		defer os.WriteFile(p, orig, 0o644)
+		_, err := Open(dir, o)
+		ce := wantCorrupt(t, err, p)
+		if !strings.Contains(ce.Reason, "damage to synced data") {
+			t.Fatalf("reason %q, want damage to synced data", ce.Reason)
+		}
+	})
+	t.Run("the synced write before it lost is reported", func(t *testing.T) {
+		// Zeros where a synced write was, then the last write: the disk
+		// lost acknowledged data, and the last write's sync record says so.
+		b := slices.Clone(orig)
+		clear(b[prevStart:start])
+		os.WriteFile(p, b, 0o644)
+		defer os.WriteFile(p, orig, 0o644)
+		_, err := Open(dir, o)
+		ce := wantCorrupt(t, err, p)
+		if ce.Offset != prevStart || !strings.Contains(ce.Reason, "damage to synced data") {
+			t.Fatalf("offset %d reason %q, want %d and damage to synced data", ce.Offset, ce.Reason, prevStart)
 		}
 	})
 }

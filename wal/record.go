@@ -48,6 +48,11 @@ const (
 	// file's CRC, and whether the log was discarded (InstallSnapshot) or
 	// only compacted up to the index (SaveSnapshot).
 	recSnapshot
+	// recSync starts a write that follows a sync of the segment: the offset
+	// up to which the segment was durable when the write was issued. It is
+	// what tells recovery whether damage lies in synced data (a later write
+	// says so: corruption) or in the last unsynced writes (a torn tail).
+	recSync
 )
 
 func (t recType) String() string {
@@ -60,6 +65,8 @@ func (t recType) String() string {
 		return "hardstate"
 	case recSnapshot:
 		return "snapshot"
+	case recSync:
+		return "sync"
 	}
 	return fmt.Sprintf("recType(%d)", uint8(t))
 }
@@ -70,14 +77,17 @@ const (
 	hardStateSize = 8 * 3
 	markerSize    = 8 + 8 + 4 + 4
 	entryFixed    = 8 + 8 + 1
+	syncSize      = 8
 	// MaxEntryBytes is the largest entry Data Save accepts.
 	MaxEntryBytes = MaxRecordBytes - entryFixed
 )
 
-// metaMagic starts every meta payload ("FLWA"); metaVersion is the format.
+// metaMagic starts every meta payload ("FLWA"); metaVersion is the format
+// written. Version 2 added sync records; this build reads versions 1 and 2.
 const (
-	metaMagic   = 0x41574c46
-	metaVersion = 1
+	metaMagic      = 0x41574c46
+	metaVersion    = 2
+	minMetaVersion = 1
 )
 
 // markerInstall is set in a snapshot marker's flags when the log was
@@ -152,7 +162,7 @@ func decodeHeader(h []byte, seq uint64, off int64) (frameHeader, error) {
 	if fh.n > MaxRecordBytes {
 		return frameHeader{}, fmt.Errorf("%w: %d > %d", errTooLarge, fh.n, MaxRecordBytes)
 	}
-	if fh.typ < recMeta || fh.typ > recSnapshot {
+	if fh.typ < recMeta || fh.typ > recSync {
 		return frameHeader{}, fmt.Errorf("%w %d", errType, h[15])
 	}
 	return fh, nil
@@ -256,6 +266,14 @@ func (e *encoder) markerFields(m marker) {
 	e.u32(m.flags)
 }
 
+// syncMark appends a sync record: the segment was durable up to offset
+// synced when this write was issued.
+func (e *encoder) syncMark(synced int64) {
+	s := e.begin()
+	e.u64(uint64(synced))
+	e.end(s, recSync)
+}
+
 func (e *encoder) meta(m meta) {
 	s := e.begin()
 	e.u32(metaMagic)
@@ -334,6 +352,19 @@ func markerFields(p []byte) marker {
 	}
 }
 
+// decodeSync decodes a sync record's payload at offset off: the offset up
+// to which the segment was synced, never beyond the record itself.
+func decodeSync(p []byte, off int64) (int64, error) {
+	if len(p) != syncSize {
+		return 0, fmt.Errorf("sync payload of %d bytes, want %d", len(p), syncSize)
+	}
+	v := binary.LittleEndian.Uint64(p)
+	if v > uint64(off) {
+		return 0, fmt.Errorf("sync record at byte %d says the segment was synced up to byte %d, past the record itself", off, v)
+	}
+	return int64(v), nil
+}
+
 func decodeMeta(p []byte) (meta, error) {
 	if len(p) != metaSize {
 		return meta{}, fmt.Errorf("meta payload of %d bytes, want %d", len(p), metaSize)
@@ -341,8 +372,8 @@ func decodeMeta(p []byte) (meta, error) {
 	if mg := binary.LittleEndian.Uint32(p[0:]); mg != metaMagic {
 		return meta{}, fmt.Errorf("meta magic %#x, want %#x (not a flotilla WAL segment)", mg, metaMagic)
 	}
-	if v := binary.LittleEndian.Uint16(p[4:]); v != metaVersion {
-		return meta{}, fmt.Errorf("segment format version %d, this build reads version %d", v, metaVersion)
+	if v := binary.LittleEndian.Uint16(p[4:]); v < minMetaVersion || v > metaVersion {
+		return meta{}, fmt.Errorf("segment format version %d, this build reads versions %d to %d", v, minMetaVersion, metaVersion)
 	}
 	if r := binary.LittleEndian.Uint16(p[6:]); r != 0 {
 		return meta{}, fmt.Errorf("meta reserved field is %#x, want 0", r)

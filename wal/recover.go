@@ -164,13 +164,22 @@ func (w *WAL) recover(segs []segment, tmps []string) error {
 				return &CorruptError{File: path, Offset: sc.end, Reason: fmt.Sprintf(
 					"%v, in a header whose checksum holds", sc.bad)}
 			}
-			at, found, err := findValidRecord(path, segs[i].seq, sc.end+1, sc.dataEnd, sc.size)
+			tail, err := scanTail(path, segs[i].seq, sc.end, sc.dataEnd, sc.size)
 			if err != nil {
 				return err
 			}
-			if found {
+			switch {
+			case tail.syncAt >= 0:
 				return &CorruptError{File: path, Offset: sc.end, Reason: fmt.Sprintf(
-					"%v, and a valid record follows at byte %d: damage inside the log, not a torn tail", sc.bad, at)}
+					"%v, and the write at byte %d records that the segment was durable up to byte %d: damage to synced data, not a torn tail",
+					sc.bad, tail.syncAt, tail.syncedTo)}
+			case tail.valid >= 0 && !tail.lost:
+				return &CorruptError{File: path, Offset: sc.end, Reason: fmt.Sprintf(
+					"%v, and a valid record follows at byte %d: damage inside the log, not a torn tail", sc.bad, tail.valid)}
+			case tail.valid >= 0:
+				// A lost sector, then records of the same unsynced writes
+				// that reached the disk: nothing after the last sync.
+				sc.bad = fmt.Errorf("%w (a lost sector; the valid records after it, from byte %d, were never synced)", sc.bad, tail.valid)
 			}
 			torn = &sc
 		}
@@ -223,6 +232,7 @@ func (w *WAL) openTail(torn *segScan, tmps []string) error {
 		if err := w.syncFile(w.f); err != nil {
 			return fmt.Errorf("wal: syncing segment %s: %w", path, err)
 		}
+		w.durable = w.size
 	}
 	w.removeTemps(tmps)
 	w.pruneSnaps(w.snap)
@@ -297,6 +307,9 @@ func (r *replayer) apply(rec record, off int64) error {
 			return err
 		}
 		return r.marker(m)
+	case recSync:
+		_, err := decodeSync(rec.payload, off)
+		return err
 	}
 	return fmt.Errorf("%s record after the start of the segment", rec.typ)
 }

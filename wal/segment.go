@@ -182,44 +182,123 @@ func extend(f *os.File, size int64) error {
 	return f.Truncate(size)
 }
 
-// findValidRecord reports whether any offset in [from, last) of segment seq
-// starts a record, within the file's size bytes, that passes both CRC
-// checks: evidence that a bad record before it is damage in the middle of
-// the log, not a torn tail. last is the data end (see lastData): a header
-// at or after it would be all zeros. Candidate headers are checked first
-// (cheap); a payload is read only for a header whose CRC holds. Memory is
-// bounded by the window plus one record.
-func findValidRecord(path string, seq uint64, from, last, size int64) (int64, bool, error) {
+// tailScan is what scanTail found after a record that failed its checks.
+type tailScan struct {
+	// valid is the offset of the first record after the bad one that passes
+	// both CRC checks at its position, -1 if none.
+	valid int64
+	// syncAt is the offset of a sync record after the bad one saying that
+	// the segment was durable up to syncedTo, past the bad record's start:
+	// proof that the damage is in synced data. -1 if none.
+	syncAt, syncedTo int64
+	// lost says the bad record shows a lost sector: a 512-byte sector
+	// overlapping it reads as zeros from the record (or the sector's start)
+	// to the sector's end, what a write that reached the disk only in part
+	// leaves in preallocated space. A bit flip does not look like that.
+	lost bool
+}
+
+// sectorSize is the unit a disk writes whole or not at all.
+const sectorSize = 512
+
+// scanTail looks at what follows the bad record at offset bad of segment seq
+// (size bytes, non-zero data up to last) to tell a torn tail from damage:
+// it checks every offset in (bad, last) for a record that passes both CRC
+// checks there (a header at or after last would be all zeros), skipping
+// over each one found, and stops at a sync record that proves the bad
+// record was synced. Candidate headers are checked first (cheap); a payload
+// is read only for a header whose CRC holds. Memory is bounded by the window
+// plus one record.
+func scanTail(path string, seq uint64, bad, last, size int64) (tailScan, error) {
+	t := tailScan{valid: -1, syncAt: -1}
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, false, fmt.Errorf("wal: scanning the tail: %w", err)
+		return t, fmt.Errorf("wal: scanning the tail: %w", err)
 	}
 	defer f.Close()
+	fail := func(err error) (tailScan, error) {
+		return t, fmt.Errorf("wal: scanning the tail of %s: %w", path, err)
+	}
+	if t.lost, err = lostSector(f, seq, bad, size); err != nil {
+		return fail(err)
+	}
 	const window = 1 << 20
-	buf := make([]byte, min(window+headerSize, max(size-from, 0)))
+	buf := make([]byte, min(window+headerSize, max(size-bad, 0)))
+	var base, n int64 = 0, 0 // buf holds the file's bytes [base, base+n)
 	var payload []byte
-	for base := from; base+headerSize <= size && base < last; base += window {
-		n := min(int64(len(buf)), size-base)
-		if _, err := f.ReadAt(buf[:n], base); err != nil && !errors.Is(err, io.EOF) {
-			return 0, false, fmt.Errorf("wal: scanning the tail of %s: %w", path, err)
+	for p := bad + 1; p < last && p+headerSize <= size; {
+		if p < base || p+headerSize > base+n {
+			base, n = p, min(int64(len(buf)), size-p)
+			if _, err := f.ReadAt(buf[:n], base); err != nil && !errors.Is(err, io.EOF) {
+				return fail(err)
+			}
 		}
-		for i := int64(0); i < window && i+headerSize <= n && base+i < last; i++ {
-			p := base + i
-			fh, err := decodeHeader(buf[i:i+headerSize], seq, p)
-			if err != nil || fh.n > size-p-headerSize {
-				continue
+		fh, err := decodeHeader(buf[p-base:p-base+headerSize], seq, p)
+		if err != nil || fh.n > size-p-headerSize {
+			p++
+			continue
+		}
+		if int64(cap(payload)) < fh.n {
+			payload = make([]byte, fh.n)
+		}
+		pl := payload[:fh.n]
+		if _, err := f.ReadAt(pl, p+headerSize); err != nil && !errors.Is(err, io.EOF) {
+			return fail(err)
+		}
+		if !fh.dataOK(pl) {
+			p++
+			continue
+		}
+		if t.valid < 0 {
+			t.valid = p
+		}
+		if fh.typ == recSync {
+			if v, err := decodeSync(pl, p); err == nil && v > bad {
+				t.syncAt, t.syncedTo = p, v
+				return t, nil
 			}
-			if int64(cap(payload)) < fh.n {
-				payload = make([]byte, fh.n)
-			}
-			pl := payload[:fh.n]
-			if _, err := f.ReadAt(pl, p+headerSize); err != nil && !errors.Is(err, io.EOF) {
-				return 0, false, fmt.Errorf("wal: scanning the tail of %s: %w", path, err)
-			}
-			if fh.dataOK(pl) {
-				return p, true, nil
-			}
+		}
+		p += headerSize + fh.n
+	}
+	return t, nil
+}
+
+// lostSector reports whether a sector overlapping the bad record at offset
+// bad (its header's length if that checks out, else the header alone) is
+// zero from max(sector start, bad) to the sector's end (or the file's).
+func lostSector(f *os.File, seq uint64, bad, size int64) (bool, error) {
+	var h [headerSize]byte
+	hn, err := f.ReadAt(h[:], bad)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	end := bad + headerSize
+	if fh, err := decodeHeader(h[:hn], seq, bad); err == nil && fh.n <= size-bad-headerSize {
+		end += fh.n
+	}
+	end = min(end, size)
+	var sec [sectorSize]byte
+	for a := bad - bad%sectorSize; a < end; a += sectorSize {
+		lo, hi := max(a, bad), min(a+sectorSize, size)
+		if lo >= hi {
+			continue
+		}
+		b := sec[:hi-lo]
+		if _, err := f.ReadAt(b, lo); err != nil && !errors.Is(err, io.EOF) {
+			return false, err
+		}
+		if allZero(b) {
+			return true, nil
 		}
 	}
-	return 0, false, nil
+	return false, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

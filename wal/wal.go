@@ -139,6 +139,10 @@ type WAL struct {
 	f     segFile
 	size  int64
 	dirty bool
+	// durable is the offset up to which the open segment is known durable
+	// (0 after Open until the first sync); marked is the value of the last
+	// sync record written to it this process.
+	durable, marked int64
 
 	// hs and snap are the stored hard state and current snapshot marker
 	// (flags cleared); terms tracks the stored entries after snap.
