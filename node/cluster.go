@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,7 +80,17 @@ type LocalCluster struct {
 	Configs  []Config
 }
 
-// FreeAddrs returns n distinct free TCP addresses on 127.0.0.1.
+// FreeAddrs returns n distinct TCP addresses on 127.0.0.1 whose ports were
+// free a moment ago, for servers that will bind them later (tests, `flotilla
+// up`, the nemesis).
+//
+// Where the kernel's ephemeral port range can be read (Linux), the ports are
+// picked at random below it: outgoing connections take their local ports
+// from that range, and so do listeners on port 0, so a port picked inside it
+// can be taken by any connection on the machine between this call and the
+// bind (a race that made busy test runs fail with "address already in
+// use"). Below the range only another explicit bind can take it. Otherwise,
+// or if no port below the range is free, the kernel picks one (port 0).
 func FreeAddrs(n int) ([]string, error) {
 	var ls []net.Listener
 	defer func() {
@@ -84,16 +98,42 @@ func FreeAddrs(n int) ([]string, error) {
 			l.Close()
 		}
 	}()
+	lo, hi := reservablePorts()
 	var addrs []string
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
+		var l net.Listener
+		for try := 0; l == nil && try < 100 && hi > lo; try++ {
+			l, _ = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", lo+rand.IntN(hi-lo)))
+		}
+		if l == nil {
+			var err error
+			if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+				return nil, err
+			}
 		}
 		ls = append(ls, l)
 		addrs = append(addrs, l.Addr().String())
 	}
 	return addrs, nil
+}
+
+// reservablePorts returns the ports [lo, hi) FreeAddrs picks from: from
+// 10000 to the start of the ephemeral range, or an empty range if that
+// cannot be read or leaves fewer than 1000 ports.
+func reservablePorts() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0
+	}
+	start, err := strconv.Atoi(f[0])
+	if err != nil || start < 11000 {
+		return 0, 0
+	}
+	return 10000, start
 }
 
 // StartLocalCluster starts n nodes with data directories under dir. tweak,
