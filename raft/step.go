@@ -325,6 +325,11 @@ func stepLeader(n *Node, m Message) error {
 		}
 		if pr.Match < n.log.lastIndex() {
 			n.maybeSendAppend(m.From, true)
+		} else if m.From == n.transferee {
+			// The target may have ignored the last MsgTimeoutNow: it was
+			// not a voter yet in its own view (it had not applied its
+			// promotion). Ask again until the transfer ends.
+			n.sendTimeoutNow(m.From)
 		}
 	}
 	return nil
