@@ -22,7 +22,7 @@ func (w *WAL) appendRecords(fill func(*encoder), sync bool) error {
 		return w.fail(w.roll(fill))
 	}
 	w.enc = encoder{buf: w.enc.buf[:0], seq: w.segs[len(w.segs)-1].seq, base: w.size}
-	mark := w.durable > w.marked
+	mark := w.durable > w.marked && w.segs[len(w.segs)-1].version >= 2
 	if mark {
 		w.enc.syncMark(w.durable)
 	}
@@ -83,7 +83,11 @@ func (w *WAL) roll(fill func(*encoder)) error {
 		if err := os.Truncate(path, w.size); err != nil {
 			return fmt.Errorf("wal: cutting the free space of %s: %w", path, err)
 		}
-		w.dirty = true
+		// fdatasync need not persist a shrink: a full fsync.
+		if err := w.syncFile(w.f); err != nil {
+			return fmt.Errorf("wal: syncing segment %s: %w", path, err)
+		}
+		w.dirty = false
 	}
 	if w.dirty {
 		if err := w.syncSegment(); err != nil {
@@ -153,8 +157,11 @@ func (w *WAL) newSegment(seq uint64, fill func(*encoder)) error {
 	w.stats.Records += uint64(w.enc.n)
 	w.stats.SegmentsCreated++
 	w.f, w.size, w.dirty = sf, int64(n), false
-	w.durable, w.marked = w.size, 0
-	w.segs = append(w.segs, segment{seq: seq, name: name})
+	w.durable, w.marked = 0, 0
+	if !w.opts.NoSync {
+		w.durable = w.size
+	}
+	w.segs = append(w.segs, segment{seq: seq, name: name, version: metaVersion})
 	return nil
 }
 
@@ -165,7 +172,11 @@ func (w *WAL) syncSegment() error {
 	if err := w.syncWith(w.f, datasync); err != nil {
 		return fmt.Errorf("wal: syncing segment %s: %w", w.segs[len(w.segs)-1].name, err)
 	}
-	w.dirty, w.durable = false, w.size
+	w.dirty = false
+	if !w.opts.NoSync {
+		// Under NoSync nothing is durable, and no sync record may say so.
+		w.durable = w.size
+	}
 	return nil
 }
 

@@ -1,9 +1,11 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -188,6 +190,7 @@ func TestPreallocation(t *testing.T) {
 func TestLostSectorsOfTheLastWrite(t *testing.T) {
 	o := testOpts()
 	o.SegmentBytes = 1 << 20
+	o.NoSync = false // sync records are written only after real syncs
 	dir := t.TempDir()
 	w := mustOpen(t, dir, o)
 	var m model
@@ -309,4 +312,144 @@ func TestLostSectorsOfTheLastWrite(t *testing.T) {
 			t.Fatalf("offset %d reason %q, want %d and damage to synced data", ce.Offset, ce.Reason, prevStart)
 		}
 	})
+}
+
+// syncRecords returns the values of the sync records of segment file path,
+// by offset.
+func syncRecords(t *testing.T, path string) map[int64]int64 {
+	t.Helper()
+	seq, _ := parseSegmentName(filepath.Base(path))
+	out := map[int64]int64{}
+	_, err := scanSegment(path, seq, func(rec record, off int64) error {
+		if rec.typ == recSync {
+			v, err := decodeSync(rec.payload, off)
+			if err != nil {
+				t.Fatalf("sync record at %d: %v", off, err)
+			}
+			out[off] = v
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestSyncRecords checks when a write carries a sync record and what it
+// says.
+func TestSyncRecords(t *testing.T) {
+	synced := testOpts()
+	synced.NoSync = false
+	t.Run("a write after a sync says how far the segment is durable", func(t *testing.T) {
+		w := mustOpen(t, t.TempDir(), synced)
+		p := segFiles(t, w.dir)[0]
+		if err := w.Save(hs(1, 1, 0), mkEnts(1, 1, 2), true); err != nil {
+			t.Fatal(err)
+		}
+		afterFirst := w.size
+		for i, sync := range []bool{false, false, true} {
+			if err := w.Save(hs(1, 1, uint64(i+1)), mkEnts(1, uint64(i+3), uint64(i+3)), sync); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustClose(t, w)
+		// The first write after creation (which synced the meta record),
+		// the first after the first sync, none after unsynced writes.
+		got := syncRecords(t, p)
+		if len(got) != 2 || got[afterFirst] != afterFirst {
+			t.Fatalf("sync records %v, want two, one at %d saying %d", got, afterFirst, afterFirst)
+		}
+	})
+	t.Run("Open syncs what it recovered and the next write says so", func(t *testing.T) {
+		// A process killed before its sync: the records Open finds may be
+		// in the page cache only.
+		w := mustOpen(t, t.TempDir(), synced)
+		if err := w.Save(hs(1, 1, 0), mkEnts(1, 1, 3), false); err != nil {
+			t.Fatal(err)
+		}
+		end := w.size
+		crash(w)
+		w = mustOpen(t, w.dir, synced)
+		if st := w.Stats(); st.Fsyncs != 1 {
+			t.Errorf("Open made %d file syncs, want 1", st.Fsyncs)
+		}
+		if err := w.Save(hs(1, 1, 3), mkEnts(1, 4, 4), false); err != nil {
+			t.Fatal(err)
+		}
+		mustClose(t, w)
+		if got := syncRecords(t, segFiles(t, w.dir)[0]); got[end] != end {
+			t.Fatalf("sync records %v, want one at %d saying %d", got, end, end)
+		}
+	})
+	t.Run("NoSync writes none", func(t *testing.T) {
+		w := mustOpen(t, t.TempDir(), testOpts())
+		for i := uint64(1); i <= 3; i++ {
+			if err := w.Save(hs(1, 1, i-1), mkEnts(1, i, i), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustClose(t, w)
+		if got := syncRecords(t, segFiles(t, w.dir)[0]); len(got) != 0 {
+			t.Fatalf("sync records %v under NoSync, where nothing is durable", got)
+		}
+	})
+	t.Run("a version 1 segment gets none, and the next segment is version 2", func(t *testing.T) {
+		// Written by an older build: an older build must still read it.
+		dir := t.TempDir()
+		o := synced
+		o.SegmentBytes = 300
+		p := filepath.Join(dir, segmentName(1, 1))
+		e := encoder{seq: 1}
+		e.meta(meta{version: 1, clusterID: o.ClusterID, nodeID: o.NodeID, seq: 1})
+		if err := os.WriteFile(p, e.buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		w := mustOpen(t, dir, o)
+		for i := uint64(1); i <= 6; i++ {
+			if err := w.Save(hs(1, 1, i-1), mkEnts(1, i, i), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustClose(t, w)
+		segs := segFiles(t, dir)
+		if len(segs) < 2 {
+			t.Fatalf("%d segments, want a roll", len(segs))
+		}
+		if got := syncRecords(t, segs[0]); len(got) != 0 {
+			t.Errorf("sync records %v in the version 1 segment", got)
+		}
+		for _, p := range segs[1:] {
+			b, _ := os.ReadFile(p)
+			if m, err := decodeMeta(b[headerSize : headerSize+metaSize]); err != nil || m.version != metaVersion {
+				t.Errorf("%s: meta %+v %v, want version %d", p, m, err, metaVersion)
+			}
+		}
+		w = mustOpen(t, dir, o)
+		checkState(t, w, (&model{hs: hs(1, 1, 5), ents: mkEnts(1, 1, 6)}).state())
+		mustClose(t, w)
+	})
+}
+
+// TestFailedEmptySyncIsSticky: a Save with nothing new but sync set, whose
+// sync fails, leaves the WAL failed like any other I/O error (the kernel
+// may have dropped the unsynced pages; a later sync record must not claim
+// them).
+func TestFailedEmptySyncIsSticky(t *testing.T) {
+	o := testOpts()
+	o.NoSync = false
+	w := mustOpen(t, t.TempDir(), o)
+	if err := w.Save(hs(1, 1, 0), mkEnts(1, 1, 3), false); err != nil {
+		t.Fatal(err)
+	}
+	fault := faultFile{segFile: w.f, okBytes: 1 << 30, failSync: true}
+	w.f = &fault
+	if err := w.Save(raft.HardState{}, nil, true); !errors.Is(err, errInjected) {
+		t.Fatalf("empty synced Save: %v, want the injected fault", err)
+	}
+	fault.failSync = false
+	if err := w.Save(raft.HardState{}, nil, true); !errors.Is(err, ErrFailed) {
+		t.Fatalf("Save after the failed sync: %v, want ErrFailed", err)
+	}
+	w.Close()
 }

@@ -274,10 +274,16 @@ func (e *encoder) syncMark(synced int64) {
 	e.end(s, recSync)
 }
 
+// meta appends a meta record of version m.version, or metaVersion if that
+// is 0 (tests write older versions).
 func (e *encoder) meta(m meta) {
 	s := e.begin()
 	e.u32(metaMagic)
-	e.buf = binary.LittleEndian.AppendUint16(e.buf, metaVersion)
+	v := m.version
+	if v == 0 {
+		v = metaVersion
+	}
+	e.buf = binary.LittleEndian.AppendUint16(e.buf, v)
 	e.buf = binary.LittleEndian.AppendUint16(e.buf, 0)
 	e.u64(m.clusterID)
 	e.u64(m.nodeID)
@@ -297,6 +303,9 @@ type marker struct {
 
 // meta is the payload of a segment's first record.
 type meta struct {
+	// version is the format version read (the writer always writes
+	// metaVersion).
+	version                uint16
 	clusterID, nodeID, seq uint64
 	hs                     raft.HardState
 	snap                   marker
@@ -372,13 +381,15 @@ func decodeMeta(p []byte) (meta, error) {
 	if mg := binary.LittleEndian.Uint32(p[0:]); mg != metaMagic {
 		return meta{}, fmt.Errorf("meta magic %#x, want %#x (not a flotilla WAL segment)", mg, metaMagic)
 	}
-	if v := binary.LittleEndian.Uint16(p[4:]); v < minMetaVersion || v > metaVersion {
+	v := binary.LittleEndian.Uint16(p[4:])
+	if v < minMetaVersion || v > metaVersion {
 		return meta{}, fmt.Errorf("segment format version %d, this build reads versions %d to %d", v, minMetaVersion, metaVersion)
 	}
 	if r := binary.LittleEndian.Uint16(p[6:]); r != 0 {
 		return meta{}, fmt.Errorf("meta reserved field is %#x, want 0", r)
 	}
 	m := meta{
+		version:   v,
 		clusterID: binary.LittleEndian.Uint64(p[8:]),
 		nodeID:    binary.LittleEndian.Uint64(p[16:]),
 		seq:       binary.LittleEndian.Uint64(p[24:]),

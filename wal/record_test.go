@@ -35,12 +35,13 @@ func TestRecordRoundTrip(t *testing.T) {
 	ent := raft.Entry{Term: 5, Index: 99, Type: raft.EntryNormal, Data: []byte("payload")}
 	hs := raft.HardState{Term: 5, Vote: 2, Commit: 98}
 	mk := marker{index: 90, term: 4, crc: 0xdeadbeef, flags: markerInstall}
-	mt := meta{clusterID: 7, nodeID: 3, seq: 12, hs: hs, snap: marker{index: 80, term: 3, crc: 1}}
+	mt := meta{version: metaVersion, clusterID: 7, nodeID: 3, seq: 12, hs: hs, snap: marker{index: 80, term: 3, crc: 1}}
 	b := encodeOne(12, 4096, func(e *encoder) {
 		e.entry(&ent)
 		e.hardState(hs)
 		e.marker(mk)
 		e.meta(mt)
+		e.syncMark(4096)
 	})
 	off := 0
 	var got []any
@@ -62,10 +63,13 @@ func TestRecordRoundTrip(t *testing.T) {
 		case recMeta:
 			v, err := decodeMeta(rec.payload)
 			got = append(got, v, err)
+		case recSync:
+			v, err := decodeSync(rec.payload, 4096+int64(off))
+			got = append(got, v, err)
 		}
 		off += n
 	}
-	want := []any{ent, nil, hs, nil, mk, nil, mt, nil}
+	want := []any{ent, nil, hs, nil, mk, nil, mt, nil, int64(4096), nil}
 	if d := cmp.Diff(want, got, cmp.AllowUnexported(marker{}, meta{})); d != "" {
 		t.Fatalf("round trip (-want +got):\n%s", d)
 	}

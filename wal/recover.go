@@ -17,10 +17,12 @@ import (
 //
 // Recovery replays the segments in order (later records win; an entry at an
 // index already seen truncates the entries from there on) and loads the
-// snapshot file the newest snapshot marker names. A torn tail, a partial or
-// garbage record at the end of the newest segment with no valid record
-// after it, is what a crash during a write leaves: it is cut off (logged)
-// and Open succeeds. Any other damage makes Open fail with a *CorruptError
+// snapshot file the newest snapshot marker names. Zeros after the records
+// of the newest segment are free space. A torn tail is what a crash during
+// the last writes leaves at the end of the newest segment: a partial or
+// garbage record with no valid record after it, or a lost sector followed
+// by records that no later sync record vouches for (see docs/wal.md); it is
+// cut off (logged) and Open succeeds. Any other damage makes Open fail with a *CorruptError
 // naming the file and offset; nothing is skipped. A directory created for
 // another cluster or node fails with an error wrapping ErrClusterMismatch,
 // and a directory another WAL holds open with one wrapping ErrLocked.
@@ -228,10 +230,18 @@ func (w *WAL) openTail(torn *segScan, tmps []string) error {
 	if w.wrapFile != nil {
 		w.f = w.wrapFile(f)
 	}
+	// What Open recovered may be in the page cache only (the process was
+	// killed before its sync): sync it, since the caller treats it as
+	// stable, and so that the first sync record covers it. A cut tail
+	// changed the file's size: a full fsync.
+	sync := datasync
 	if torn != nil {
-		if err := w.syncFile(w.f); err != nil {
-			return fmt.Errorf("wal: syncing segment %s: %w", path, err)
-		}
+		sync = segFile.Sync
+	}
+	if err := w.syncWith(w.f, sync); err != nil {
+		return fmt.Errorf("wal: syncing segment %s: %w", path, err)
+	}
+	if !w.opts.NoSync {
 		w.durable = w.size
 	}
 	w.removeTemps(tmps)
@@ -324,6 +334,7 @@ func (r *replayer) meta(m meta) error {
 	if m.seq != r.seg.seq {
 		return fmt.Errorf("meta names segment %d but the file name says %d (a renamed or copied file)", m.seq, r.seg.seq)
 	}
+	r.seg.version = m.version
 	if r.first {
 		r.hs, r.snap = m.hs, m.snap
 		return nil

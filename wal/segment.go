@@ -22,6 +22,10 @@ type segment struct {
 	// it holds no entry. A segment whose maxIndex is at or before a stored
 	// snapshot holds nothing the log still needs.
 	maxIndex uint64
+	// version is the format version of its meta record. Sync records are
+	// written only to version 2 segments (an older build then refuses the
+	// segment for its version, not for a record type it does not know).
+	version uint16
 }
 
 const (

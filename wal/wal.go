@@ -207,7 +207,7 @@ func (w *WAL) Save(hs raft.HardState, ents []raft.Entry, sync bool) error {
 	writeHS := !hs.IsEmpty() && hs != w.hs
 	if len(ents) == 0 && !writeHS {
 		if sync && w.dirty {
-			return w.syncSegment()
+			return w.fail(w.syncSegment())
 		}
 		return nil
 	}
@@ -275,7 +275,7 @@ func (w *WAL) Close() error {
 	w.closed = true
 	var err error
 	if w.err == nil && w.dirty {
-		err = w.syncSegment()
+		err = w.fail(w.syncSegment())
 	}
 	if w.f != nil {
 		if cerr := w.f.Close(); err == nil && cerr != nil {
