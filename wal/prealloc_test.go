@@ -453,3 +453,62 @@ func TestFailedEmptySyncIsSticky(t *testing.T) {
 	}
 	w.Close()
 }
+
+// TestLostSectorInEarlierUnsyncedWrite: two unsynced writes after the last
+// sync, the first losing a sector and the second (which carries no sync
+// record, as no sync came between) reaching the disk whole. Nothing after
+// the sync was acknowledged, so the tail is cut at the lost sector's record.
+func TestLostSectorInEarlierUnsyncedWrite(t *testing.T) {
+	o := testOpts()
+	o.NoSync = false
+	o.SegmentBytes = 1 << 20
+	w := mustOpen(t, t.TempDir(), o)
+	var m model
+	if err := w.Save(hs(1, 1, 0), mkEnts(1, 1, 3), true); err != nil {
+		t.Fatal(err)
+	}
+	m.save(hs(1, 1, 0), mkEnts(1, 1, 3))
+	synced := w.size
+	big := mkEnts(1, 4, 10)
+	for i := range big {
+		big[i].Data = append(big[i].Data, strings.Repeat("y", 300)...)
+	}
+	if err := w.Save(hs(1, 1, 3), big, false); err != nil {
+		t.Fatal(err)
+	}
+	second := w.size
+	if err := w.Save(hs(1, 1, 10), mkEnts(1, 11, 12), false); err != nil {
+		t.Fatal(err)
+	}
+	crash(w)
+	p := segFiles(t, w.dir)[0]
+	got := syncRecords(t, p)
+	if _, atSecond := got[second]; len(got) != 2 || got[synced] != synced || atSecond {
+		t.Fatalf("sync records %v, want one at %d (after the sync) and one from creation, none at %d", got, synced, second)
+	}
+	// Lose a whole sector inside the first unsynced write: its records are
+	// the sync record at synced, then entries 4..10.
+	b, _ := os.ReadFile(p)
+	bounds := recordBounds(t, p, b[:recordsEnd(t, p)])
+	k := slices.Index(bounds, synced)
+	lo := (bounds[k+3]/sectorSize + 1) * sectorSize // after entry 6's start
+	if k < 0 || lo+sectorSize > second {
+		t.Fatalf("no whole sector inside the first unsynced write [%d, %d)", synced, second)
+	}
+	clear(b[lo : lo+sectorSize])
+	os.WriteFile(p, b, 0o644)
+	w = mustOpen(t, w.dir, o)
+	// The entries wholly before the lost sector survive, nothing after.
+	want := m
+	for i, e := range big {
+		if bounds[k+2+i] > lo {
+			break
+		}
+		want.save(raft.HardState{}, []raft.Entry{e})
+	}
+	checkState(t, w, want.state())
+	if w.Stats().TornBytes == 0 {
+		t.Error("nothing cut")
+	}
+	mustClose(t, w)
+}
