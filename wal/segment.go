@@ -154,7 +154,10 @@ func scanSegment(path string, seq uint64, fn func(rec record, off int64) error) 
 
 // lastData returns the offset just after the last non-zero byte of f in
 // [from, size), or from if there is none. It reads backwards from size in
-// 1 MiB chunks, so a long preallocated tail costs a read at memory speed.
+// 1 MiB chunks, so a long preallocated tail costs a read at memory speed
+// (about 25 ms for 64 MiB here). lseek(SEEK_DATA) would skip unwritten
+// extents, but a filesystem that misreports dirty pages there (ZFS did in
+// 2023) would hide junk this must see, so every byte is read.
 func lastData(f *os.File, from, size int64) (int64, error) {
 	const chunk = 1 << 20
 	buf := make([]byte, min(chunk, max(size-from, 0)))
