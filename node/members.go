@@ -83,6 +83,16 @@ func (n *Node) Members() []Member {
 	return out
 }
 
+// Removed reports whether id was a member until a configuration change
+// this process applied removed it (and it was not added back since). It
+// lets a retried removal whose answer was lost succeed instead of failing
+// with "not a member"; it does not survive a restart.
+func (n *Node) Removed(id uint64) bool {
+	n.membersMu.Lock()
+	defer n.membersMu.Unlock()
+	return n.removedIDs[id]
+}
+
 // peerAddr returns a member's peer address, or "".
 func (n *Node) peerAddr(id uint64) string {
 	n.membersMu.Lock()
@@ -109,6 +119,7 @@ func (n *Node) applyMembership(e raft.Entry) (removed bool) {
 	n.inConfig = cs.Contains(n.cfg.ID)
 	for _, m := range adds {
 		n.members[m.ID] = m
+		delete(n.removedIDs, m.ID)
 		if m.ID != n.cfg.ID {
 			n.tr.AddPeer(m.ID, m.PeerAddr)
 		}
@@ -117,6 +128,7 @@ func (n *Node) applyMembership(e raft.Entry) (removed bool) {
 	for id := range n.members {
 		if !cs.Contains(id) {
 			n.removedAddrs[id] = n.members[id].PeerAddr
+			n.removedIDs[id] = true
 			delete(n.members, id)
 			if id != n.cfg.ID {
 				// Not at once: the core still sends it the commit of its

@@ -153,9 +153,12 @@ type Node struct {
 	// removedAddrs keeps the peer addresses of removed members (loop
 	// goroutine only), to reach one that campaigns (reachRemoved).
 	removedAddrs map[uint64]string
-	inConfig     bool
-	voterCount   int
-	removed      bool
+	// removedIDs are the members removed by changes applied by this
+	// process, not added back (membersMu); see Removed.
+	removedIDs map[uint64]bool
+	inConfig   bool
+	voterCount int
+	removed    bool
 	// syncDelay is an injected delay before every fsync (SetSyncDelay).
 	syncDelay atomic.Int64
 	// tickStatus is the core's status at the loop's last tick (Status's
@@ -208,6 +211,7 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		members:      map[uint64]Member{},
 		dropPeers:    map[uint64]uint64{},
 		removedAddrs: map[uint64]string{},
+		removedIDs:   map[uint64]bool{},
 		inConfig:     !c.Join,
 		voterCount:   len(c.Peers),
 		metrics:      newMetrics(),

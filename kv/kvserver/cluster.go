@@ -60,10 +60,10 @@ func newMember(m *kvpb.Member) (node.Member, error) {
 	return node.Member{ID: m.Id, PeerAddr: m.PeerAddr, Meta: []byte(m.ClientAddr), Learner: m.Learner}, nil
 }
 
-// MemberAdd and MemberPromote are idempotent: asking for a state that
-// already holds (the same member with the same addresses and role, or a
-// voter promoted) succeeds without a change, so that a client may retry
-// one whose answer it lost.
+// MemberAdd, MemberPromote and MemberRemove are idempotent: asking for a
+// state that already holds (the same member with the same addresses and
+// role, a voter promoted, a member this leader saw removed) succeeds
+// without a change, so that a client may retry one whose answer it lost.
 func (c *clusterAPI) MemberAdd(ctx context.Context, r *kvpb.MemberAddRequest) (*kvpb.MemberListResponse, error) {
 	m, err := newMember(r.Member)
 	if err != nil {
@@ -93,6 +93,12 @@ func (c *clusterAPI) MemberPromote(ctx context.Context, r *kvpb.MemberPromoteReq
 }
 
 func (c *clusterAPI) MemberRemove(ctx context.Context, r *kvpb.MemberRemoveRequest) (*kvpb.MemberListResponse, error) {
+	if err := c.leaderOnly(); err != nil {
+		return nil, err
+	}
+	if c.s.host.Node().Removed(r.Id) {
+		return c.list(), nil // removed already
+	}
 	return c.change(ctx, node.MembershipChange{Remove: []uint64{r.Id}})
 }
 
