@@ -2,6 +2,7 @@ package tritonhttp
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -240,19 +241,29 @@ func (c *conn) redirect(clean []byte, keep bool) bool {
 	return true
 }
 
-// sendFile answers GET or HEAD for a regular file: 304 when not modified
-// since the client's copy, 206 or 416 for a range, else 200.
+// sendFile answers GET or HEAD for a regular file: 304 when the client's
+// copy is current (If-None-Match, else If-Modified-Since), 206 or 416 for a
+// range, else 200.
 func (c *conn) sendFile(e *entry, keep bool) bool {
 	r := &c.req
 	date := c.srv.date.get()
-	if r.ims.present() {
-		if t, ok := parseHTTPDate(r.bytes(r.ims)); ok && !e.modTime.After(t) {
-			rs := c.head(304, keep)
-			rs.lastModified = e.lastMod
-			c.out = appendHead(c.out, &rs, date)
-			c.record(304, 0)
-			return true
-		}
+	notModified := false
+	switch {
+	case r.ifNone.present():
+		// If-None-Match wins over If-Modified-Since (RFC 9110 §13.2.2).
+		// Several field lines form one list; rather than join them, answer
+		// in full, which is always correct.
+		notModified = r.ifNones == 1 && etagListMatches(r.bytes(r.ifNone), e.etag)
+	case r.ims.present():
+		t, ok := parseHTTPDate(r.bytes(r.ims))
+		notModified = ok && !e.modTime.After(t)
+	}
+	if notModified {
+		rs := c.head(304, keep)
+		rs.lastModified, rs.etag = e.lastMod, e.etag
+		c.out = appendHead(c.out, &rs, date)
+		c.record(304, 0)
+		return true
 	}
 	var f *os.File
 	info := e
@@ -273,7 +284,7 @@ func (c *conn) sendFile(e *entry, keep bool) bool {
 		}
 	}
 	rs := c.head(200, keep)
-	rs.lastModified, rs.contentType = info.lastMod, info.ctype
+	rs.lastModified, rs.etag, rs.contentType = info.lastMod, info.etag, info.ctype
 	start, n := int64(0), info.size
 	if r.rng.present() && c.rangeApplies(info) {
 		br, st := parseRange(r.bytes(r.rng), info.size)
@@ -313,13 +324,18 @@ func (c *conn) sendFile(e *entry, keep bool) bool {
 }
 
 // rangeApplies evaluates If-Range (RFC 9110 §13.1.5): the range holds only
-// when the validator is a date equal to Last-Modified.
+// when the validator is the file's entity-tag (compared strongly: a weak
+// tag never matches) or a date equal to Last-Modified.
 func (c *conn) rangeApplies(e *entry) bool {
 	r := &c.req
 	if !r.ifRng.present() {
 		return true
 	}
-	t, ok := parseHTTPDate(r.bytes(r.ifRng))
+	v := trimOWS(r.bytes(r.ifRng))
+	if bytes.HasPrefix(v, []byte(`"`)) || bytes.HasPrefix(v, []byte("W/")) {
+		return bytes.Equal(v, e.etag)
+	}
+	t, ok := parseHTTPDate(v)
 	return ok && t.Equal(e.modTime)
 }
 

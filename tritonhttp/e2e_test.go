@@ -63,6 +63,13 @@ func TestE2ENetHTTPClient(t *testing.T) {
 	big := randomBytes(t, 3<<20+17)
 	root := testRoot(t, map[string]string{"index.html": "home", "a b.txt": "spaced", "d/index.html": "in d", "style.css": "p{}"})
 	writeFile(t, filepath.Join(root, "big.bin"), string(big))
+	// A file last modified on a Wednesday: its date starts with "W", like a
+	// weak entity-tag.
+	writeFile(t, filepath.Join(root, "wed.txt"), "wednesday")
+	wed := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(root, "wed.txt"), wed, wed); err != nil {
+		t.Fatal(err)
+	}
 	addr := startServer(t, Config{Hosts: VirtualHosts{Hosts: []Host{{Name: CatchAll, Root: root}}}})
 	c := client(t)
 	get := func(method, path string, hdr ...string) (*http.Response, []byte) {
@@ -134,6 +141,38 @@ func TestE2ENetHTTPClient(t *testing.T) {
 	}
 	if resp, body := get("GET", "/index.html", "Range", "bytes=0-1", "If-Range", lm); resp.StatusCode != 206 || string(body) != "ho" {
 		t.Errorf("current If-Range: %d %q", resp.StatusCode, body)
+	}
+	// Entity-tags: sent on 200, 206 and 304; If-None-Match wins over
+	// If-Modified-Since; If-Range compares them strongly.
+	etag := resp.Header.Get("ETag")
+	if len(etag) < 5 || etag[0] != '"' {
+		t.Fatalf("ETag %q", etag)
+	}
+	for _, tc := range []struct {
+		hdr    []string
+		status int
+	}{
+		{[]string{"If-None-Match", etag}, 304},
+		{[]string{"If-None-Match", "W/" + etag}, 304},
+		{[]string{"If-None-Match", `"nope", ` + etag}, 304},
+		{[]string{"If-None-Match", "*"}, 304},
+		{[]string{"If-None-Match", `"nope"`}, 200},
+		{[]string{"If-None-Match", `"nope"`, "If-Modified-Since", lm}, 200},
+		{[]string{"If-None-Match", etag, "If-Modified-Since", "Sat, 01 Jan 2000 00:00:00 GMT"}, 304},
+		{[]string{"Range", "bytes=0-1", "If-Range", etag}, 206},
+		{[]string{"Range", "bytes=0-1", "If-Range", "W/" + etag}, 200},
+		{[]string{"Range", "bytes=0-1", "If-Range", `"nope"`}, 200},
+	} {
+		resp, body := get("GET", "/index.html", tc.hdr...)
+		if resp.StatusCode != tc.status || resp.Header.Get("ETag") != etag {
+			t.Errorf("%q: %d ETag %q, want %d and %s", tc.hdr, resp.StatusCode, resp.Header.Get("ETag"), tc.status, etag)
+		}
+		if tc.status == 304 && len(body) != 0 {
+			t.Errorf("%q: 304 with a body %q", tc.hdr, body)
+		}
+	}
+	if resp, body := get("GET", "/wed.txt", "Range", "bytes=0-2", "If-Range", wed.Format(http.TimeFormat)); resp.StatusCode != 206 || string(body) != "wed" {
+		t.Errorf("If-Range with a Wednesday date: %d %q", resp.StatusCode, body)
 	}
 }
 

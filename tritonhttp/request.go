@@ -88,6 +88,8 @@ type request struct {
 	contentLength    int64 // -1 when absent
 	chunked          bool  // a Transfer-Encoding was sent
 	ims, rng, ifRng  span  // If-Modified-Since, Range, If-Range
+	ifNone           span  // If-None-Match (the last field line)
+	ifNones          int   // If-None-Match field lines seen
 	referer, agent   span  // for the access log
 	headerBytes      int   // field line bytes read so far
 }
@@ -356,6 +358,9 @@ func (r *request) noteField(name []byte, v span) error {
 		r.rng = v
 	case "If-Range":
 		r.ifRng = v
+	case "If-None-Match":
+		r.ifNone = v
+		r.ifNones++
 	case "Referer":
 		r.referer = v
 	case "User-Agent":

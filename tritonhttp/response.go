@@ -50,6 +50,7 @@ type response struct {
 	contentType   string
 	contentLength int64  // -1: no Content-Length
 	lastModified  []byte // an IMF-fixdate
+	etag          []byte // an entity-tag, quotes included
 	contentRange  []byte // "bytes a-b/size" or "bytes */size"
 	location      []byte
 	allow         bool // Allow: GET, HEAD
@@ -71,6 +72,9 @@ func appendHead(dst []byte, rs *response, date []byte) []byte {
 	dst = append(dst, "\r\n"...)
 	if rs.lastModified != nil {
 		dst = appendField(dst, "Last-Modified: ", rs.lastModified)
+	}
+	if rs.etag != nil {
+		dst = appendField(dst, "ETag: ", rs.etag)
 	}
 	if rs.contentType != "" {
 		dst = append(dst, "Content-Type: "...)
