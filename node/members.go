@@ -84,13 +84,16 @@ func (n *Node) Members() []Member {
 }
 
 // Removed reports whether id was a member until a configuration change
-// this process applied removed it (and it was not added back since). It
-// lets a retried removal whose answer was lost succeed instead of failing
-// with "not a member"; it does not survive a restart.
+// this node applied removed it, and is not a member now. It lets a retried
+// removal whose answer was lost succeed instead of failing with "not a
+// member". It knows the removals applied from the log since this process
+// started (a restart replays those after the last snapshot), not ones
+// folded into a snapshot it restored.
 func (n *Node) Removed(id uint64) bool {
 	n.membersMu.Lock()
 	defer n.membersMu.Unlock()
-	return n.removedIDs[id]
+	_, member := n.members[id]
+	return n.removedIDs[id] && !member
 }
 
 // peerAddr returns a member's peer address, or "".
@@ -325,6 +328,7 @@ func (n *Node) restoreMembers(ms []Member, cs raft.ConfState) {
 	n.members = map[uint64]Member{}
 	for _, m := range ms {
 		n.members[m.ID] = m
+		delete(n.removedIDs, m.ID) // added back, in what the snapshot holds
 	}
 	n.setRoles(cs)
 	n.inConfig = cs.Contains(n.cfg.ID)
