@@ -325,10 +325,12 @@ func stepLeader(n *Node, m Message) error {
 		}
 		if pr.Match < n.log.lastIndex() {
 			n.maybeSendAppend(m.From, true)
-		} else if m.From == n.transferee {
+		} else if m.From == n.transferee && n.transferElapsed < n.cfg.ElectionTicks-n.cfg.HeartbeatTicks {
 			// The target may have ignored the last MsgTimeoutNow: it was
 			// not a voter yet in its own view (it had not applied its
-			// promotion). Ask again until the transfer ends.
+			// promotion). Ask again, but not in the transfer's last
+			// heartbeat interval, so that no MsgTimeoutNow arrives after
+			// the leader gave up and took proposals again.
 			n.sendTimeoutNow(m.From)
 		}
 	}
