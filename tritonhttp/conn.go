@@ -259,8 +259,10 @@ func (c *conn) sendFile(e *entry, keep bool) bool {
 		notModified = ok && !e.modTime.After(t)
 	}
 	if notModified {
+		// Last-Modified only guides caches that lack the tag
+		// (RFC 9110 §15.4.5); the ETag says it all.
 		rs := c.head(304, keep)
-		rs.lastModified, rs.etag = e.lastMod, e.etag
+		rs.etag = e.etag
 		c.out = appendHead(c.out, &rs, date)
 		c.record(304, 0)
 		return true
@@ -278,7 +280,7 @@ func (c *conn) sendFile(e *entry, keep bool) bool {
 		if err != nil || !fi.Mode().IsRegular() {
 			return c.sendError(404, false, !keep)
 		}
-		if fi.Size() != e.size || !fi.ModTime().Truncate(time.Second).Equal(e.modTime) {
+		if fi.Size() != e.size || !bytes.Equal(makeETag(fi.ModTime(), fi.Size()), e.etag) {
 			info = &entry{resolved: e.resolved}
 			info.setInfo(fi)
 		}

@@ -7,11 +7,13 @@ import (
 )
 
 // makeETag returns the strong entity-tag of a file with modification time
-// mod (to the second) and size: "<mtime>-<size>", both in lower-case hex,
-// the form nginx uses, so a file keeps its tag across servers that agree.
+// mod and size: "<mtime>-<size>", both in lower-case hex, the mtime in
+// nanoseconds. (nginx uses seconds; a file rewritten within the same second
+// at the same size would then keep its tag, and a strong tag must change
+// with the content.)
 func makeETag(mod time.Time, size int64) []byte {
-	b := append(make([]byte, 0, 32), '"')
-	b = strconv.AppendInt(b, mod.Unix(), 16)
+	b := append(make([]byte, 0, 40), '"')
+	b = strconv.AppendInt(b, mod.UnixNano(), 16)
 	b = append(b, '-')
 	b = strconv.AppendInt(b, size, 16)
 	return append(b, '"')

@@ -6,7 +6,7 @@ import (
 )
 
 func TestMakeETag(t *testing.T) {
-	got := string(makeETag(time.Unix(0x5f5e1000, 0), 0x1a2b))
+	got := string(makeETag(time.Unix(0, 0x5f5e1000), 0x1a2b))
 	if got != `"5f5e1000-1a2b"` {
 		t.Fatalf("makeETag = %s", got)
 	}

@@ -33,7 +33,7 @@ type entry struct {
 	size     int64
 	modTime  time.Time // to the second, as Last-Modified says
 	lastMod  []byte    // IMF-fixdate of modTime
-	etag     []byte    // strong entity-tag, "mtime-size" in hex (as nginx makes it)
+	etag     []byte    // strong entity-tag: "mtime-size" in hex, mtime in nanoseconds
 	ctype    string
 	body     []byte       // the content when size <= maxCachedFile and it fitted in the cache
 	checked  atomic.Int64 // unix nanoseconds of the last validation (the cache's clock)
@@ -177,7 +177,7 @@ func (e *entry) setInfo(fi os.FileInfo) {
 	e.size = fi.Size()
 	e.modTime = fi.ModTime().Truncate(time.Second)
 	e.lastMod = appendHTTPDate(nil, e.modTime)
-	e.etag = makeETag(e.modTime, e.size)
+	e.etag = makeETag(fi.ModTime(), e.size)
 	e.ctype = contentType(e.resolved)
 }
 
