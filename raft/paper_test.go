@@ -21,6 +21,8 @@ import (
 var (
 	preVote     = func(c *raft.Config) { c.PreVote = true }
 	checkQuorum = func(c *raft.Config) { c.CheckQuorum = true }
+	// notVoter makes the node one with no membership of its own yet.
+	notVoter = func(c *raft.Config) { c.Peers, c.Join = nil, true }
 )
 
 // newNode starts node id of the cluster (1 2 3). With a non-empty hs or log
@@ -108,7 +110,8 @@ func makeLeader(t *testing.T) *raft.Node {
 
 // Raft §5.1: "If a server receives a request with a stale term number, it
 // rejects the request." A stale request changes nothing; with check-quorum
-// or pre-vote the receiver answers a stale leader with its newer term.
+// or pre-vote, or if the receiver is no voter, it answers a stale leader
+// with its newer term.
 func TestPaperStaleTermRequestIsRejected(t *testing.T) {
 	app := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 2, LogTerm: 2, Index: 3, Entries: ents(4, 2), Commit: 3}
 	newer := []raft.Message{{Type: raft.MsgAppResp, From: 2, To: 1, Term: 3}}
@@ -122,6 +125,10 @@ func TestPaperStaleTermRequestIsRejected(t *testing.T) {
 		{"MsgApp is answered with the newer term (check-quorum)", []func(*raft.Config){checkQuorum}, app, newer},
 		{"MsgApp is answered with the newer term (pre-vote)", []func(*raft.Config){preVote}, app, newer},
 		{"MsgHeartbeat is ignored", nil, raft.Message{Type: raft.MsgHeartbeat, From: 1, To: 2, Term: 2, Commit: 3}, nil},
+		// A node that is no voter never campaigns, so it cannot raise the
+		// stale leader's term that way: it answers even without the options.
+		{"MsgHeartbeat is answered with the newer term (not a voter)", []func(*raft.Config){notVoter},
+			raft.Message{Type: raft.MsgHeartbeat, From: 1, To: 2, Term: 2, Commit: 3}, newer},
 		{"MsgVote gets no vote", nil, raft.Message{Type: raft.MsgVote, From: 3, To: 2, Term: 2, LogTerm: 9, Index: 9}, nil},
 		{
 			"MsgPreVote is refused with the newer term", []func(*raft.Config){preVote},

@@ -189,10 +189,15 @@ func (n *Node) heardFromLeader() bool {
 // stepStale handles a message from an older term.
 func (n *Node) stepStale(m Message) {
 	switch {
-	case (n.cfg.CheckQuorum || n.cfg.PreVote) && (m.Type == MsgApp || m.Type == MsgHeartbeat):
+	case (n.cfg.CheckQuorum || n.cfg.PreVote || !n.voters.Contains(n.id)) && (m.Type == MsgApp || m.Type == MsgHeartbeat):
 		// The sender thinks it leads an old term. With pre-vote or
 		// check-quorum this node may have moved on without the sender
 		// hearing of it; tell it the current term so it steps down.
+		// Without them a voter with a newer term campaigns and so raises
+		// the leader's, but a learner (or a removed node) never does: it
+		// must answer, or a learner whose term a removed member's
+		// campaign raised is left without a leader for good (the leader
+		// ignores a removed member's vote requests; sim seed 409631).
 		n.send(Message{Type: MsgAppResp, To: m.From})
 	case m.Type == MsgPreVote:
 		n.send(n.commitHint(Message{Type: MsgPreVoteResp, To: m.From, Term: n.term, Reject: true}))
