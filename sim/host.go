@@ -274,6 +274,15 @@ func (h *host) handleReady() {
 			h.w.schedule(&event{kind: evSync, node: h.id, inc: h.inc}, h.w.rng.Int64N(3*h.w.p.latency))
 		} else {
 			h.core.Advance(rd)
+			if d := &h.disk; rd.MustSync && d.synced == len(d.ents) && d.synced > 0 {
+				// This sync also made an earlier asynchronous write durable
+				// (the leader's, its own sync still to come): tell the
+				// core, as a real host's sync does (seeds 1078511, 1086389:
+				// a compaction at an applied index the disk held but the
+				// core did not know durable).
+				last := d.ents[len(d.ents)-1]
+				h.core.StableTo(last.Index, last.Term)
+			}
 		}
 		h.maybeCompact()
 	}
