@@ -158,9 +158,7 @@ func (w *WAL) newSegment(seq uint64, fill func(*encoder)) error {
 	w.stats.SegmentsCreated++
 	w.f, w.size, w.dirty = sf, int64(n), false
 	w.durable, w.marked = 0, 0
-	if !w.opts.NoSync {
-		w.durable = w.size
-	}
+	w.markDurable()
 	w.segs = append(w.segs, segment{seq: seq, name: name, version: metaVersion})
 	return nil
 }
@@ -173,11 +171,17 @@ func (w *WAL) syncSegment() error {
 		return fmt.Errorf("wal: syncing segment %s: %w", w.segs[len(w.segs)-1].name, err)
 	}
 	w.dirty = false
+	w.markDurable()
+	return nil
+}
+
+// markDurable records that the open segment is durable up to its end,
+// after a sync. Under NoSync nothing is durable, and no sync record may
+// say so.
+func (w *WAL) markDurable() {
 	if !w.opts.NoSync {
-		// Under NoSync nothing is durable, and no sync record may say so.
 		w.durable = w.size
 	}
-	return nil
 }
 
 // syncFile fsyncs f unless NoSync is set, counting and reporting it.

@@ -22,10 +22,11 @@ import (
 // the last writes leaves at the end of the newest segment: a partial or
 // garbage record with no valid record after it, or a lost sector followed
 // by records that no later sync record vouches for (see docs/wal.md); it is
-// cut off (logged) and Open succeeds. Any other damage makes Open fail with a *CorruptError
-// naming the file and offset; nothing is skipped. A directory created for
-// another cluster or node fails with an error wrapping ErrClusterMismatch,
-// and a directory another WAL holds open with one wrapping ErrLocked.
+// cut off (logged) and Open succeeds. Any other damage makes Open fail with
+// a *CorruptError naming the file and offset; nothing is skipped. A
+// directory created for another cluster or node fails with an error
+// wrapping ErrClusterMismatch, and a directory another WAL holds open with
+// one wrapping ErrLocked.
 // Leftover temporary files and snapshot files no marker made current are
 // removed, but only after everything else checked out.
 func Open(dir string, opts Options) (*WAL, error) {
@@ -241,9 +242,7 @@ func (w *WAL) openTail(torn *segScan, tmps []string) error {
 	if err := w.syncWith(w.f, sync); err != nil {
 		return fmt.Errorf("wal: syncing segment %s: %w", path, err)
 	}
-	if !w.opts.NoSync {
-		w.durable = w.size
-	}
+	w.markDurable()
 	w.removeTemps(tmps)
 	w.pruneSnaps(w.snap)
 	return nil
